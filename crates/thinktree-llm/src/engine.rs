@@ -60,15 +60,24 @@ pub struct StopCondition {
 impl StopCondition {
     /// Stop at a newline or after `max_tokens`.
     pub fn newline(max_tokens: usize) -> Self {
-        Self { stop_strings: vec!["\n".into()], max_tokens }
+        Self {
+            stop_strings: vec!["\n".into()],
+            max_tokens,
+        }
     }
     /// Stop at a blank line or after `max_tokens`.
     pub fn blank_line(max_tokens: usize) -> Self {
-        Self { stop_strings: vec!["\n\n".into()], max_tokens }
+        Self {
+            stop_strings: vec!["\n\n".into()],
+            max_tokens,
+        }
     }
     /// Stop only at EOS or after `max_tokens` (fixed-size chunks).
     pub fn tokens(max_tokens: usize) -> Self {
-        Self { stop_strings: Vec::new(), max_tokens }
+        Self {
+            stop_strings: Vec::new(),
+            max_tokens,
+        }
     }
 }
 
@@ -103,7 +112,13 @@ impl Default for SampleParams {
 impl SampleParams {
     /// Greedy decoding with the given stop condition.
     pub fn greedy(stop: StopCondition) -> Self {
-        Self { temperature: 0.0, top_k: None, top_p: None, stop, seed: 0 }
+        Self {
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            stop,
+            seed: 0,
+        }
     }
 
     /// Checks ranges: temperature >= 0 and finite, top_k >= 1, top_p in (0, 1],
@@ -121,13 +136,17 @@ impl SampleParams {
         if let Some(p) = self.top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            return Err(Error::InvalidConfig(format!("top_p must be in (0, 1], got {p}")));
+            return Err(Error::InvalidConfig(format!(
+                "top_p must be in (0, 1], got {p}"
+            )));
         }
         if self.stop.max_tokens == 0 {
             return Err(Error::InvalidConfig("max_tokens must be >= 1".into()));
         }
         if self.stop.stop_strings.iter().any(|s| s.is_empty()) {
-            return Err(Error::InvalidConfig("stop strings must not be empty".into()));
+            return Err(Error::InvalidConfig(
+                "stop strings must not be empty".into(),
+            ));
         }
         Ok(())
     }
@@ -168,7 +187,11 @@ impl<S> Continuation<S> {
     }
     /// Mean token log-probability (0 for an empty continuation).
     pub fn mean_logprob(&self) -> f32 {
-        if self.logprobs.is_empty() { 0.0 } else { self.total_logprob() / self.logprobs.len() as f32 }
+        if self.logprobs.is_empty() {
+            0.0
+        } else {
+            self.total_logprob() / self.logprobs.len() as f32
+        }
     }
 }
 
@@ -214,6 +237,7 @@ pub trait Engine: Send + Sync {
     /// Continuations of several states at once: `requests[i] = (state, n)`. Engines that
     /// can batch different prefixes in one forward override this; the default samples
     /// each request in turn with seeds `params.seed + i`.
+    #[allow(clippy::type_complexity)]
     fn sample_many(
         &self,
         requests: &[(&Self::State, usize)],
@@ -222,7 +246,10 @@ pub trait Engine: Send + Sync {
         let mut usage = Usage::default();
         let mut out = Vec::with_capacity(requests.len());
         for (i, (state, n)) in requests.iter().enumerate() {
-            let p = SampleParams { seed: params.seed.wrapping_add(i as u64), ..params.clone() };
+            let p = SampleParams {
+                seed: params.seed.wrapping_add(i as u64),
+                ..params.clone()
+            };
             let (c, u) = self.sample(state, *n, &p)?;
             usage += u;
             out.push(c);
@@ -232,5 +259,9 @@ pub trait Engine: Send + Sync {
 
     /// Natural-log probabilities of each candidate token as the next token after `state`
     /// (e.g. the ids of " Yes" and " No" for self-evaluation).
-    fn next_token_logprobs(&self, state: &Self::State, candidates: &[u32]) -> Result<(Vec<f32>, Usage)>;
+    fn next_token_logprobs(
+        &self,
+        state: &Self::State,
+        candidates: &[u32],
+    ) -> Result<(Vec<f32>, Usage)>;
 }

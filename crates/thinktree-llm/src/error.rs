@@ -11,13 +11,17 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The model file does not exist where it was looked for.
-    #[error("model file not found: {path}\n  fix: run `bash scripts/fetch-model.sh` (downloads SmolLM2-135M-Instruct Q4_1 into models/), or pass --model PATH, or set THINKTREE_MODEL")]
+    #[error(
+        "model file not found: {path}\n  fix: run `bash scripts/fetch-model.sh` (downloads SmolLM2-135M-Instruct Q4_1 into models/), or pass --model PATH, or set THINKTREE_MODEL"
+    )]
     ModelNotFound {
         /// The path that was tried.
         path: PathBuf,
     },
     /// The file exists but is not a usable GGUF model.
-    #[error("invalid GGUF file {path}: {reason}\n  fix: re-download it with `bash scripts/fetch-model.sh --force`, or pass a valid llama-family GGUF")]
+    #[error(
+        "invalid GGUF file {path}: {reason}\n  fix: re-download it with `bash scripts/fetch-model.sh --force`, or pass a valid llama-family GGUF"
+    )]
     InvalidGguf {
         /// The file.
         path: PathBuf,

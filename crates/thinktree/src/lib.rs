@@ -1,9 +1,44 @@
 //! thinktree: make a language model think before it answers.
 //!
-//! This facade re-exports the two halves of the library:
-//! - [`search`]: the generic Monte Carlo Tree Search core (no LLM dependency),
-//! - [`llm`]: the in-process GGUF engine, scorers and the reasoning environment.
+//! The chain of thought becomes a search tree: each node is a reasoning step the model
+//! proposed, scored by a process reward, and Monte Carlo Tree Search spends test-time
+//! compute where it pays. This facade re-exports the two halves of the library:
+//!
+//! - [`search`] (`thinktree-search`): the generic MCTS core. It knows nothing about
+//!   language models — its policy and evaluator are batched, fallible calls that can
+//!   be asked for *more* children of a node later (progressive widening), which is what
+//!   an LLM that samples steps needs, and what a game that lists its moves ignores.
+//! - [`llm`] (`thinktree-llm`): the in-process GGUF engine whose KV cache is a tree
+//!   (children continue from their parent's cache; siblings decode in one batch), the
+//!   scorers, and the reasoning methods built on the core.
+//!
+//! ```
+//! use thinktree::search::{ActionsFn, FnEvaluator, Mcts, MctsConfig, from_fn};
+//!
+//! // Reach 10 by adding 1s and 3s in as few steps as possible (shorter is worth more).
+//! let problem = from_fn(
+//!     || (0u32, 0u32), // (sum, steps)
+//!     |&(sum, n): &(u32, u32), a: &u32| (sum + a, n + 1),
+//!     |&(sum, n): &(u32, u32)| match sum {
+//!         10 => Some(1.0 / f64::from(n)),
+//!         s if s > 10 => Some(0.0),
+//!         _ => None,
+//!     },
+//! );
+//! let policy = ActionsFn(|_: &(u32, u32)| vec![(1u32, 1.0), (3u32, 1.0)]);
+//! let value = FnEvaluator(|_: &(u32, u32)| 0.2);
+//! let mut mcts = Mcts::new(MctsConfig::builder().simulations(3_000).seed(1).build()?)?;
+//! let best = mcts.run(&problem, &policy, &value)?.best_path_by_value;
+//! assert_eq!(best.iter().sum::<u32>(), 10);
+//! assert_eq!(best.len(), 4); // 3 + 3 + 3 + 1 in some order
+//! # Ok::<(), thinktree::search::Error>(())
+//! ```
 #![deny(missing_docs)]
 
 pub use thinktree_llm as llm;
 pub use thinktree_search as search;
+
+/// The examples in README.md, compiled and run as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

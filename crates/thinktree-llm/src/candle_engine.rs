@@ -1,0 +1,356 @@
+//! The in-process engine: a GGUF model run by candle, with the tree KV cache.
+//!
+//! [`CandleEngine`] implements [`Engine`] with [`KvState`] as its state: extending or
+//! sampling from a state computes only tokens the state does not already hold, and the `n`
+//! continuations of one state are decoded together, one batched forward per token.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+
+use crate::chat::ChatMessage;
+use crate::chat_template::ChatTemplate;
+use crate::engine::{Continuation, Engine, FinishReason, SampleParams, Usage};
+use crate::error::{Error, Result};
+use crate::kv_cache::{KvCache, KvState};
+use crate::model::{LayerKv, Model, WeightFormat};
+use crate::sampler::{find_stop, log_sum_exp, row_rng, sample_token};
+use crate::tokenizer::GgufTokenizer;
+
+/// How [`CandleEngine::load`] sets the engine up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Bytes of cached keys/values (and logits) kept resident; least recently used tree
+    /// nodes beyond it are dropped and recomputed on demand.
+    pub kv_budget_bytes: usize,
+    /// In-memory weight format (requantizing trades load time and memory for speed).
+    pub weights: WeightFormat,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        // 2 GiB holds ~45k SmolLM2-135M context tokens: a large search tree stays resident.
+        Self {
+            kv_budget_bytes: 2 << 30,
+            weights: WeightFormat::AsStored,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Sets the KV memory budget.
+    pub fn kv_budget_bytes(mut self, bytes: usize) -> Self {
+        self.kv_budget_bytes = bytes;
+        self
+    }
+    /// Sets the in-memory weight format.
+    pub fn weights(mut self, weights: WeightFormat) -> Self {
+        self.weights = weights;
+        self
+    }
+}
+
+/// A GGUF language model in this process, shareable by many trees and threads.
+#[derive(Debug)]
+pub struct CandleEngine {
+    model: Arc<Model>,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    cache: KvCache,
+    name: String,
+}
+
+/// One decoding row of [`CandleEngine::sample`].
+struct Row {
+    rng: rand_chacha::ChaCha8Rng,
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    text: String,
+    finish: Option<FinishReason>,
+    /// Keys/values of the row's tokens that went through the model, when it left the batch.
+    kv: Vec<LayerKv>,
+    /// Next-token logits after all its tokens (known when it stopped on EOS).
+    logits: Option<Vec<f32>>,
+}
+
+impl CandleEngine {
+    /// Loads a llama/qwen2 GGUF. A missing file is [`Error::ModelNotFound`], an unreadable
+    /// or truncated one [`Error::InvalidGguf`].
+    pub fn load(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let (content, mut file) = crate::model_path::open_gguf(path)?;
+        let model = Model::from_gguf(&content, &mut file, opts.weights).map_err(|e| match e {
+            Error::Candle(c) => Error::InvalidGguf {
+                path: path.to_owned(),
+                reason: c.to_string(),
+            },
+            other => other,
+        })?;
+        let tokenizer = GgufTokenizer::from_gguf(&content)?;
+        let template = ChatTemplate::from_gguf(&content)?;
+        let name = content
+            .metadata
+            .get("general.name")
+            .and_then(|v| v.to_string().ok().cloned())
+            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "gguf model".into());
+        Ok(Self {
+            model: Arc::new(model),
+            tokenizer,
+            template,
+            cache: KvCache::new(opts.kv_budget_bytes),
+            name,
+        })
+    }
+
+    /// The shared weights.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The tokenizer read from the GGUF.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    /// The KV store (for memory figures and cache statistics).
+    pub fn kv_cache(&self) -> &KvCache {
+        &self.cache
+    }
+
+    /// The state after appending token ids to `parent`, computing only the new tokens.
+    pub fn extend_tokens(&self, parent: &KvState, ids: &[u32]) -> Result<(KvState, Usage)> {
+        self.cache.check(parent)?;
+        if ids.is_empty() {
+            return Ok((parent.clone(), Usage::default()));
+        }
+        let max = self.model.config().context_length;
+        if parent.len() + ids.len() > max {
+            return Err(Error::ContextOverflow {
+                len: parent.len() + ids.len(),
+                max,
+            });
+        }
+        let child = self.cache.child(parent, ids.to_vec())?;
+        let prep = self.cache.prepare(&self.model, &child, true)?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens,
+            forward_calls: prep.forward_calls,
+        };
+        Ok((child, usage))
+    }
+
+    /// The raw next-token logits after `state` (computing what is missing).
+    pub fn next_logits(&self, state: &KvState) -> Result<(Arc<Vec<f32>>, Usage)> {
+        let prep = self.cache.prepare(&self.model, state, true)?;
+        let logits = prep
+            .logits
+            .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens,
+            forward_calls: prep.forward_calls,
+        };
+        Ok((logits, usage))
+    }
+
+    fn finish_row(&self, state: &KvState, row: Row) -> Result<Continuation<KvState>> {
+        let finish = row.finish.unwrap_or(FinishReason::MaxTokens);
+        let child = if row.tokens.is_empty() {
+            state.clone()
+        } else {
+            let child = self.cache.child(state, row.tokens.clone())?;
+            if !row.kv.is_empty() {
+                let logits = if row
+                    .kv
+                    .first()
+                    .map(|(k, _)| k.dims().get(1) == Some(&row.tokens.len()))
+                    == Some(true)
+                {
+                    row.logits
+                } else {
+                    None
+                };
+                self.cache.attach(&child, row.kv, logits)?;
+            }
+            child
+        };
+        Ok(Continuation {
+            text: row.text,
+            tokens: row.tokens,
+            logprobs: row.logprobs,
+            finish,
+            state: child,
+        })
+    }
+}
+
+/// Row `j` of each layer's batched keys/values, copied out so the batch can be freed.
+fn take_row(kv: &[LayerKv], j: usize) -> Result<Vec<LayerKv>> {
+    kv.iter()
+        .map(|(k, v)| Ok((k.get(j)?.copy()?, v.get(j)?.copy()?)))
+        .collect()
+}
+
+impl Engine for CandleEngine {
+    type State = KvState;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Special-token markers in `text` (such as `<|im_start|>`) become their ids, exactly
+    /// as [`Engine::extend`] tokenizes.
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text, true)
+    }
+
+    fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids)
+    }
+
+    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.template.apply(messages, add_generation_prompt)
+    }
+
+    fn root(&self) -> KvState {
+        self.cache.root()
+    }
+
+    fn state_len(&self, state: &KvState) -> usize {
+        state.len()
+    }
+
+    fn extend(&self, parent: &KvState, text: &str) -> Result<(KvState, Usage)> {
+        let ids = self.tokenizer.encode(text, true)?;
+        self.extend_tokens(parent, &ids)
+    }
+
+    fn sample(
+        &self,
+        state: &KvState,
+        n: usize,
+        params: &SampleParams,
+    ) -> Result<(Vec<Continuation<KvState>>, Usage)> {
+        params.validate()?;
+        self.cache.check(state)?;
+        if n == 0 {
+            return Ok((Vec::new(), Usage::default()));
+        }
+        let prep = self.cache.prepare(&self.model, state, true)?;
+        let mut usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens,
+            forward_calls: prep.forward_calls,
+        };
+        let base = prep
+            .logits
+            .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?;
+        let prefix = prep.kv;
+        let eos = self.tokenizer.eos_token_ids();
+        let max_ctx = self.model.config().context_length;
+        let mut rows: Vec<Row> = (0..n)
+            .map(|i| Row {
+                rng: row_rng(params.seed, i),
+                tokens: Vec::new(),
+                logprobs: Vec::new(),
+                text: String::new(),
+                finish: None,
+                kv: Vec::new(),
+                logits: None,
+            })
+            .collect();
+        let mut active: Vec<usize> = (0..n).collect();
+        let mut suffix: Option<Vec<LayerKv>> = None;
+        let mut step_logits: Vec<Vec<f32>> = Vec::new();
+        let mut pos = state.len();
+        loop {
+            let mut keep = Vec::with_capacity(active.len());
+            let mut feed = Vec::with_capacity(active.len());
+            for (j, &r) in active.iter().enumerate() {
+                let logits: &[f32] = step_logits.get(j).map_or(base.as_slice(), Vec::as_slice);
+                let row = &mut rows[r];
+                let (tok, lp) = sample_token(logits, params, &mut row.rng);
+                if eos.contains(&tok) {
+                    row.finish = Some(FinishReason::Eos);
+                    row.logits = Some(logits.to_vec());
+                    continue;
+                }
+                row.tokens.push(tok);
+                row.logprobs.push(lp);
+                usage.generated_tokens += 1;
+                let text = self.tokenizer.decode(&row.tokens)?;
+                if let Some((end, s)) = find_stop(&text, &params.stop.stop_strings) {
+                    row.text = text[..end].to_string();
+                    row.finish = Some(FinishReason::Stop(s.to_string()));
+                    continue;
+                }
+                row.text = text;
+                if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
+                    row.finish = Some(FinishReason::MaxTokens);
+                    continue;
+                }
+                keep.push(j);
+                feed.push(vec![tok]);
+            }
+            if let Some(kv) = &suffix {
+                for (j, &r) in active.iter().enumerate() {
+                    if !keep.contains(&j) {
+                        rows[r].kv = take_row(kv, j)?;
+                    }
+                }
+            }
+            if keep.is_empty() {
+                break;
+            }
+            if keep.len() < active.len()
+                && let Some(kv) = suffix.take()
+            {
+                let idx: Vec<u32> = keep.iter().map(|&j| j as u32).collect();
+                let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+                suffix = Some(
+                    kv.iter()
+                        .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                        .collect::<Result<_>>()?,
+                );
+            }
+            active = keep.iter().map(|&j| active[j]).collect();
+            let (logits, kv) = self
+                .model
+                .forward(&feed, Some(&prefix), suffix.as_deref(), pos)?;
+            pos += 1;
+            suffix = Some(kv);
+            step_logits = logits.to_vec2::<f32>()?;
+            usage.computed_tokens += active.len() as u64;
+            usage.forward_calls += 1;
+        }
+        let out = rows
+            .into_iter()
+            .map(|row| self.finish_row(state, row))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((out, usage))
+    }
+
+    fn next_token_logprobs(
+        &self,
+        state: &KvState,
+        candidates: &[u32],
+    ) -> Result<(Vec<f32>, Usage)> {
+        let (logits, usage) = self.next_logits(state)?;
+        let lse = log_sum_exp(&logits);
+        let out = candidates
+            .iter()
+            .map(|&c| {
+                logits.get(c as usize).map(|&x| x - lse).ok_or_else(|| {
+                    Error::InvalidConfig(format!("candidate token {c} outside the vocabulary"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((out, usage))
+    }
+}

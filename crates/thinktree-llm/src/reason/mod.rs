@@ -1,0 +1,135 @@
+//! The reasoning layer: make the model think before it answers.
+//!
+//! A problem is a tree. The root is the question (prefilled once); an edge is one
+//! reasoning step (a line, a paragraph, a "Step k:" block or a fixed token chunk, see
+//! [`StepSplit`]); a node holds the engine state after its steps, so continuing it never
+//! recomputes its prefix; a leaf is terminal when a step states a final answer, the model
+//! ends, or the depth limit is hit.
+//!
+//! Five methods search that tree with the same engine and the same bill ([`Method`]):
+//! greedy chain of thought, self-consistency, best-of-N, step-level beam search and MCTS.
+//! Every sampling call asks for all siblings (and all parallel paths) at once, so they
+//! share forward passes. Scorers ([`scorer`]) judge partial solutions: token confidence,
+//! self-evaluation on the node's own cache, rollout agreement, an arithmetic verifier, a
+//! separate judge model, or your own [`scorer::Reward`]. Every [`Solution`] reports the
+//! exact [`crate::Usage`] spent, so methods can be compared at equal compute.
+//!
+//! ```
+//! use thinktree_llm::candle_engine::EngineOptions;
+//! use thinktree_llm::reason::{Method, SolveConfig, solve};
+//! use thinktree_llm::testing::{TinyModelConfig, tiny_engine};
+//!
+//! // A tiny random model keeps this example fast; load a real GGUF with
+//! // `CandleEngine::load(path, EngineOptions::default())`.
+//! let dir = tempfile::tempdir()?;
+//! let engine = tiny_engine(dir.path(), &TinyModelConfig::default(), EngineOptions::default())?;
+//!
+//! let mut cfg = SolveConfig::new(Method::SelfConsistency);
+//! cfg.samples = 4;
+//! cfg.token_budget = 64;
+//! cfg.early_stop = Some(0.75); // stop once 75% of the votes agree
+//! let sol = solve(&engine, "Tom has 3 boxes with 4 apples each. He eats 2. How many are left?", &cfg)?;
+//! println!("{:?} via {:?}", sol.answer, sol.path);
+//! assert!(sol.usage.generated_tokens <= 64 + 4); // the budget holds (one token of slack per row)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod aggregate;
+mod config;
+pub(crate) mod env;
+mod extract;
+mod judge;
+mod method;
+mod methods;
+mod prompt;
+pub mod scorer;
+mod solution;
+mod split;
+
+pub use aggregate::{Aggregation, Candidate};
+pub use config::SolveConfig;
+pub use extract::{AnswerExtractor, Extractor, NumericExtractor};
+pub use method::Method;
+pub use prompt::{DEFAULT_SYSTEM_PROMPT, followup_suffix, prompt_text, root_state};
+pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
+pub use solution::Solution;
+pub use split::StepSplit;
+
+use std::time::Instant;
+
+use crate::engine::Engine;
+use crate::error::Result;
+
+use aggregate::{choose, tally};
+use env::{Meter, Node, Stepper};
+use methods::{Outcome, Run};
+use scorer::ConfidenceScorer;
+
+/// Solves `question` with `cfg.method`, using `cfg.scorer` where the method needs one.
+///
+/// The gold answer is never an input: nothing in a search can read it.
+pub fn solve<E: Engine>(engine: &E, question: &str, cfg: &SolveConfig) -> Result<Solution> {
+    cfg.validate()?;
+    let needs_scorer = matches!(cfg.method, Method::BestOfN | Method::Beam | Method::Mcts);
+    // Voting methods only use scores to annotate candidates (and for weighted votes), so
+    // they take the configured scorer only when it is free.
+    let scorer: Box<dyn Scorer<E> + '_> = if needs_scorer || !cfg.scorer.uses_model() {
+        cfg.scorer.build::<E>(cfg)?
+    } else {
+        Box::new(ConfidenceScorer)
+    };
+    solve_with_scorer(engine, question, cfg, &*scorer)
+}
+
+/// Like [`solve`] with your own [`Scorer`] (one that needs the engine, or state kept
+/// across problems); `cfg.scorer` is ignored.
+pub fn solve_with_scorer<E: Engine>(
+    engine: &E,
+    question: &str,
+    cfg: &SolveConfig,
+    scorer: &dyn Scorer<E>,
+) -> Result<Solution> {
+    cfg.validate()?;
+    let start = Instant::now();
+    let (root_state, prefill) =
+        prompt::root_state(engine, cfg.system_prompt.as_deref(), question, cfg.split)?;
+    let mut meter = Meter::new(cfg.token_budget, cfg.seed);
+    meter.add(prefill);
+    let stepper = Stepper {
+        split: cfg.split,
+        step_tokens: cfg.step_tokens,
+        max_steps: cfg.max_steps,
+        top_p: cfg.top_p,
+        top_k: cfg.top_k,
+        extractor: &*cfg.extractor.0,
+    };
+    let mut run = Run {
+        engine,
+        cfg,
+        question,
+        stepper,
+        meter,
+        scorer,
+        root: Node::root(root_state),
+    };
+    let outcome: Outcome = match cfg.method {
+        Method::Greedy => methods::greedy::run(&mut run)?,
+        Method::SelfConsistency | Method::BestOfN => methods::sampling::run(&mut run)?,
+        Method::Beam => methods::beam::run(&mut run)?,
+        Method::Mcts => methods::mcts::run(&mut run)?,
+    };
+    let candidates = tally(&outcome.finished);
+    let (answer, path) = choose(&outcome.finished, &candidates, cfg.aggregation);
+    Ok(Solution {
+        answer,
+        path,
+        candidates,
+        usage: run.meter.usage,
+        engine_calls: run.meter.calls,
+        wall: start.elapsed(),
+        method: cfg.method,
+        early_stopped: outcome.early_stopped,
+        tree_dot: outcome.tree_dot,
+        tree_json: outcome.tree_json,
+    })
+}

@@ -1,0 +1,277 @@
+//! Tiny, seeded, random llama GGUF files for fast tests.
+//!
+//! The file has the same metadata layout as SmolLM2's (gpt2 byte-level vocabulary, ChatML
+//! template, control tokens), so tests exercise the real loading path — GGUF parsing,
+//! tokenizer construction, chat template, model build — in milliseconds instead of loading
+//! a 100 MB model.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::candle_engine::{CandleEngine, EngineOptions};
+use crate::error::{Error, Result};
+
+/// SmolLM2-135M-Instruct's `tokenizer.chat_template`, verbatim.
+pub const SMOLLM2_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Merges of the tiny vocabulary, in priority order; each adds the token `left + right`.
+const TINY_MERGES: [(&str, &str); 10] = [
+    ("Ġ", "t"),
+    ("h", "e"),
+    ("Ġt", "he"),
+    ("i", "n"),
+    ("a", "n"),
+    ("e", "r"),
+    ("o", "n"),
+    ("Ġ", "a"),
+    ("Ġ", "s"),
+    ("r", "e"),
+];
+
+/// GPT-2's byte-to-character table: entry `b` is the printable character that stands for
+/// byte `b` in byte-level BPE vocabularies.
+pub fn bytes_to_unicode() -> Vec<char> {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    let mut next = 256u32;
+    (0u32..256)
+        .map(|b| {
+            let cp = if printable(b) {
+                b
+            } else {
+                let c = next;
+                next += 1;
+                c
+            };
+            char::from_u32(cp).unwrap_or('?')
+        })
+        .collect()
+}
+
+/// A small byte-level BPE vocabulary in SmolLM2's layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TinyVocab {
+    /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, the 256 byte symbols in byte order,
+    /// then the merged tokens.
+    pub tokens: Vec<String>,
+    /// GGUF token types: 3 (control) for the first three, 1 (normal) for the rest.
+    pub token_types: Vec<i32>,
+    /// `"left right"` for each merged token, in priority order.
+    pub merges: Vec<String>,
+}
+
+/// The tiny vocabulary every test GGUF uses (also handy for tokenizer tests).
+pub fn tiny_vocab() -> TinyVocab {
+    let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .map(String::from)
+        .to_vec();
+    tokens.extend(bytes_to_unicode().into_iter().map(String::from));
+    let mut merges = Vec::new();
+    for (l, r) in TINY_MERGES {
+        tokens.push(format!("{l}{r}"));
+        merges.push(format!("{l} {r}"));
+    }
+    let token_types = (0..tokens.len())
+        .map(|i| if i < 3 { 3 } else { 1 })
+        .collect();
+    TinyVocab {
+        tokens,
+        token_types,
+        merges,
+    }
+}
+
+/// Shape and storage of a tiny test model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TinyModelConfig {
+    /// Residual width (a multiple of 32 so every quantized format fits).
+    pub hidden: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads.
+    pub n_kv_head: usize,
+    /// MLP width (a multiple of 32).
+    pub ff: usize,
+    /// Maximum context.
+    pub context_length: usize,
+    /// Storage of the matmul weights (F32, Q8_0, Q4_1, ...).
+    pub dtype: GgmlDType,
+    /// Write a separate `output.weight` instead of tying it to the embeddings.
+    pub untied_output: bool,
+    /// Seed of the random weights.
+    pub seed: u64,
+}
+
+impl Default for TinyModelConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_kv_head: 2,
+            ff: 128,
+            context_length: 512,
+            dtype: GgmlDType::Q8_0,
+            untied_output: false,
+            seed: 42,
+        }
+    }
+}
+
+fn random_tensor(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    dtype: GgmlDType,
+) -> Result<QTensor> {
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.random_range(-scale..scale))
+        .collect();
+    let t = Tensor::from_vec(data, (rows, cols), &Device::Cpu)?;
+    Ok(QTensor::quantize(&t, dtype)?)
+}
+
+fn norm_tensor(rng: &mut ChaCha8Rng, n: usize) -> Result<QTensor> {
+    let data: Vec<f32> = (0..n)
+        .map(|_| 1.0 + rng.random_range(-0.1f32..0.1))
+        .collect();
+    Ok(QTensor::quantize(
+        &Tensor::from_vec(data, n, &Device::Cpu)?,
+        GgmlDType::F32,
+    )?)
+}
+
+/// Writes a random llama GGUF (seeded: the same config gives the same file) with full
+/// SmolLM2-style tokenizer metadata.
+pub fn write_tiny_llama_gguf(path: &Path, cfg: &TinyModelConfig) -> Result<()> {
+    let bs = cfg.dtype.block_size();
+    if cfg.n_head == 0
+        || cfg.n_kv_head == 0
+        || !cfg.hidden.is_multiple_of(cfg.n_head)
+        || !cfg.n_head.is_multiple_of(cfg.n_kv_head)
+        || !cfg.hidden.is_multiple_of(bs)
+        || !cfg.ff.is_multiple_of(bs)
+    {
+        return Err(Error::InvalidConfig(format!(
+            "tiny model shape {cfg:?} does not fit its quantization"
+        )));
+    }
+    let vocab = tiny_vocab();
+    let head_dim = cfg.hidden / cfg.n_head;
+    let kv_dim = head_dim * cfg.n_kv_head;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    let (d, f, v) = (cfg.hidden, cfg.ff, vocab.tokens.len());
+    let sd = 1.0 / (d as f32).sqrt();
+    tensors.push((
+        "token_embd.weight".into(),
+        random_tensor(&mut rng, v, d, 0.3, cfg.dtype)?,
+    ));
+    for i in 0..cfg.n_layer {
+        let p = format!("blk.{i}");
+        tensors.push((format!("{p}.attn_norm.weight"), norm_tensor(&mut rng, d)?));
+        tensors.push((
+            format!("{p}.attn_q.weight"),
+            random_tensor(&mut rng, d, d, sd * 2.0, cfg.dtype)?,
+        ));
+        tensors.push((
+            format!("{p}.attn_k.weight"),
+            random_tensor(&mut rng, kv_dim, d, sd * 2.0, cfg.dtype)?,
+        ));
+        tensors.push((
+            format!("{p}.attn_v.weight"),
+            random_tensor(&mut rng, kv_dim, d, sd, cfg.dtype)?,
+        ));
+        tensors.push((
+            format!("{p}.attn_output.weight"),
+            random_tensor(&mut rng, d, d, sd, cfg.dtype)?,
+        ));
+        tensors.push((format!("{p}.ffn_norm.weight"), norm_tensor(&mut rng, d)?));
+        tensors.push((
+            format!("{p}.ffn_gate.weight"),
+            random_tensor(&mut rng, f, d, sd, cfg.dtype)?,
+        ));
+        tensors.push((
+            format!("{p}.ffn_up.weight"),
+            random_tensor(&mut rng, f, d, sd, cfg.dtype)?,
+        ));
+        let sf = 1.0 / (f as f32).sqrt();
+        tensors.push((
+            format!("{p}.ffn_down.weight"),
+            random_tensor(&mut rng, d, f, sf, cfg.dtype)?,
+        ));
+    }
+    tensors.push(("output_norm.weight".into(), norm_tensor(&mut rng, d)?));
+    if cfg.untied_output {
+        tensors.push((
+            "output.weight".into(),
+            random_tensor(&mut rng, v, d, sd * 4.0, cfg.dtype)?,
+        ));
+    }
+
+    let s = |x: &str| Value::String(x.to_string());
+    let u = |x: usize| Value::U32(x as u32);
+    let metadata: Vec<(&str, Value)> = vec![
+        ("general.architecture", s("llama")),
+        ("general.name", s("tiny-random-llama")),
+        ("llama.block_count", u(cfg.n_layer)),
+        ("llama.context_length", u(cfg.context_length)),
+        ("llama.embedding_length", u(d)),
+        ("llama.feed_forward_length", u(f)),
+        ("llama.attention.head_count", u(cfg.n_head)),
+        ("llama.attention.head_count_kv", u(cfg.n_kv_head)),
+        ("llama.rope.freq_base", Value::F32(10_000.0)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("llama.vocab_size", u(v)),
+        ("llama.rope.dimension_count", u(head_dim)),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("tokenizer.ggml.model", s("gpt2")),
+        ("tokenizer.ggml.pre", s("smollm")),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(vocab.tokens.iter().map(|t| s(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(vocab.token_types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges",
+            Value::Array(vocab.merges.iter().map(|m| s(m)).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+        ("tokenizer.ggml.padding_token_id", Value::U32(2)),
+        ("tokenizer.chat_template", s(SMOLLM2_CHAT_TEMPLATE)),
+    ];
+    let md_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    gguf_file::write(&mut w, &md_refs, &t_refs)?;
+    std::io::Write::flush(&mut w).map_err(io)?;
+    Ok(())
+}
+
+/// Writes a tiny model as `dir/tiny-llama.gguf` and loads an engine on it.
+pub fn tiny_engine(dir: &Path, cfg: &TinyModelConfig, opts: EngineOptions) -> Result<CandleEngine> {
+    let path = dir.join("tiny-llama.gguf");
+    write_tiny_llama_gguf(&path, cfg)?;
+    CandleEngine::load(&path, opts)
+}

@@ -1,0 +1,101 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use thinktree_llm::reason::{Method, ScorerSpec};
+
+/// Evaluate thinktree's reasoning methods on GSM8K-style math word problems.
+///
+/// Without options it runs MCTS with the default model on the problem set shipped in
+/// `examples/gsm8k/data/default.jsonl`. Results go to one JSONL line per problem and
+/// method as each finishes, then a table (`<out>.summary.md`) and a plot (`<out>.svg`).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gsm8k", version, about, long_about = None)]
+pub struct Args {
+    /// Problem set in the official GSM8K JSONL format (`question`, `answer` ending in
+    /// `#### N`). Default: the set shipped with the example.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+
+    /// Solve at most this many problems (after --offset).
+    #[arg(long)]
+    pub limit: Option<usize>,
+
+    /// Skip this many problems at the start of the dataset.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+
+    /// Methods to compare, comma-separated: greedy, sc, bon, beam, mcts.
+    #[arg(long, value_delimiter = ',', default_value = "mcts", value_parser = parse_method)]
+    pub methods: Vec<Method>,
+
+    /// MCTS simulations per problem (default: the method's tuned default).
+    #[arg(long)]
+    pub simulations: Option<usize>,
+
+    /// Chains sampled per problem by self-consistency and best-of-N.
+    #[arg(long)]
+    pub samples: Option<usize>,
+
+    /// Generated-token budget per problem, scorer calls included (equal-compute knob).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_tokens: Option<usize>,
+
+    /// Scorer guiding best-of-N, beam and MCTS: confidence, self-eval, verifier, rollout,
+    /// prm:PATH, or a weighted list such as confidence:0.5,verifier:0.5.
+    #[arg(long, value_parser = parse_scorer)]
+    pub scorer: Option<ScorerSpec>,
+
+    /// Base random seed; each problem derives its own from it and its index.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Problems solved in parallel (all share one model in memory).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// GGUF model file (default: models/SmolLM2-135M-Instruct.Q4_1.gguf, or
+    /// $THINKTREE_MODEL; fetched with scripts/fetch-model.sh when missing).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+
+    /// Results file: one JSON line per problem and method.
+    #[arg(long, value_name = "FILE", default_value = "results.jsonl")]
+    pub out: PathBuf,
+
+    /// Keep the existing --out file and skip the (problem, method) pairs it already holds.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Write each problem's search tree as DOT and JSON into this directory (beam, MCTS).
+    #[arg(long, value_name = "DIR")]
+    pub export_tree: Option<PathBuf>,
+
+    /// No progress bar (for logs and CI).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Parses one method name; the error lists the valid names.
+pub fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse::<Method>().map_err(|e| e.to_string())
+}
+
+/// Parses a scorer spec.
+pub fn parse_scorer(s: &str) -> Result<ScorerSpec, String> {
+    s.parse::<ScorerSpec>().map_err(|e| e.to_string())
+}
+
+impl Args {
+    /// The methods in the order given, without repeats.
+    pub fn unique_methods(&self) -> Vec<Method> {
+        let mut out: Vec<Method> = Vec::new();
+        for m in &self.methods {
+            if !out.contains(m) {
+                out.push(*m);
+            }
+        }
+        out
+    }
+}

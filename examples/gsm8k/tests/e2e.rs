@@ -1,0 +1,174 @@
+//! The `gsm8k` binary end to end on a tiny random model (real GGUF loading, tokenizer,
+//! KV cache and search; the answers are nonsense, the plumbing is what is checked).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use thinktree_gsm8k::output::Record;
+use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
+
+const TWO_PROBLEMS: &str = concat!(
+    "{\"question\": \"Ann has 2 cats and gets 3 more. How many cats does she have?\", \"answer\": \"2 + 3 = 5\\n#### 5\"}\n",
+    "{\"question\": \"A box holds 4 pens. How many pens are in 2 boxes?\", \"answer\": \"4 * 2 = 8\\n#### 8\"}\n",
+);
+
+fn gsm8k(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gsm8k"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    write_tiny_llama_gguf(&model, &TinyModelConfig::default()).unwrap();
+    let data = dir.path().join("two.jsonl");
+    std::fs::write(&data, TWO_PROBLEMS).unwrap();
+    (dir, model, data)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn runs_methods_streams_results_writes_table_plot_and_trees_then_resumes() {
+    let (dir, model, data) = setup();
+    let out = dir.path().join("out/results.jsonl");
+    let trees = dir.path().join("trees");
+    let common = [
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--methods",
+        "greedy,sc,mcts",
+        "--max-tokens",
+        "40",
+        "--samples",
+        "2",
+        "--simulations",
+        "3",
+        "--threads",
+        "2",
+        "--out",
+        s(&out),
+        "--quiet",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--export-tree", s(&trees)]);
+    let o = gsm8k(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("| mcts | 2 |") && stdout.contains("| greedy | 2 |"),
+        "{stdout}"
+    );
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let records: Vec<Record> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        assert!(r.error.is_none(), "{r:?}");
+        assert!(
+            r.generated_tokens > 0 && r.computed_tokens >= r.generated_tokens,
+            "{r:?}"
+        );
+        assert!(r.model_calls > 0 && r.wall_ms > 0.0);
+        assert!(["5", "8"].contains(&r.gold.as_str()));
+        assert!(!r.correct || r.covered);
+    }
+    assert!(
+        std::fs::read_to_string(dir.path().join("out/results.summary.md"))
+            .unwrap()
+            .contains("| sc | 2 |")
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("out/results.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    let stem = "two_0-mcts";
+    assert!(
+        trees.join(format!("{stem}.dot")).is_file() && trees.join(format!("{stem}.json")).is_file()
+    );
+
+    // Resume after "killing" mid-line: only the torn pair is redone.
+    let cut = text.len() - 10;
+    std::fs::write(&out, &text[..cut]).unwrap();
+    let mut args = common.to_vec();
+    args.push("--resume");
+    let o = gsm8k(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("1 solved now, 5 already in"), "{stdout}");
+    let again = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(again.lines().count(), 6);
+    assert!(
+        again
+            .lines()
+            .all(|l| serde_json::from_str::<Record>(l).is_ok())
+    );
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let (dir, model, data) = setup();
+    let out = dir.path().join("r.jsonl");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "--model",
+            s(&model),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--max-tokens",
+            "8",
+        ];
+        a.extend_from_slice(extra);
+        let o = gsm8k(&a);
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let missing = dir.path().join("nope.jsonl");
+    assert!(run(&["--data", s(&missing)]).contains("nope.jsonl"));
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}{{\"question\": 1}}\n", TWO_PROBLEMS)).unwrap();
+    let msg = run(&["--data", s(&bad)]);
+    assert!(msg.contains("bad.jsonl:3:"), "{msg}");
+
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    assert!(run(&["--data", s(&empty)]).contains("empty"));
+
+    let msg = run(&["--data", s(&data), "--methods", "greedy,astar"]);
+    assert!(msg.contains("astar"), "{msg}");
+
+    let msg = run(&["--data", s(&data), "--offset", "5"]);
+    assert!(msg.contains("no problems selected"), "{msg}");
+
+    let missing_model = dir.path().join("missing.gguf");
+    let o = gsm8k(&[
+        "--model",
+        s(&missing_model),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    assert!(!o.status.success());
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        msg.contains("missing.gguf") && msg.contains("fetch-model.sh"),
+        "{msg}"
+    );
+
+    let msg = run(&["--data", s(&data), "--samples", "0", "--methods", "sc"]);
+    assert!(msg.contains("samples"), "{msg}");
+}
