@@ -1,6 +1,15 @@
 //! thinktree-llm: the language-model half of thinktree.
 //!
 //! (Crate docs with the central design choice and a doctest are written once the engine lands.)
+//!
+//! ## Engine
+//!
+//! [`candle_engine::CandleEngine`] runs a llama/qwen2 GGUF in process. Its state is a
+//! [`kv_cache::KvState`], a node of a tree-shaped KV cache: a child stores only its own
+//! tokens' keys and values, so continuing a search node computes only new tokens, and the
+//! `n` samples of one node are decoded as one batch whose rows share the node's prefix
+//! without copying it. The cache has a byte budget; evicted nodes are recomputed from their
+//! tokens when needed, which costs time and never changes a result.
 #![deny(missing_docs)]
 
 pub mod answer;

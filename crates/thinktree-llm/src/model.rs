@@ -28,8 +28,7 @@ pub type LayerKv = (Tensor, Tensor);
 /// How weights are stored in memory after loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Keep the GGUF's own quantization (no conversion cost, bit-exact with the file).
-    #[default]
+    /// Keep the GGUF's own quantization (least memory, no conversion cost).
     AsStored,
     /// Requantize every 2-D matmul weight to Q8_0: more memory, and on CPUs with the
     /// VNNI fast paths it can be faster than 4-bit formats.
@@ -38,7 +37,9 @@ pub enum WeightFormat {
     Q4_0,
     /// Dequantize every matmul weight to f32: exact arithmetic, so results do not depend
     /// on which quantized kernel a batch size selects (a reference for tests), at 4x the
-    /// memory and lower speed.
+    /// memory. Also the fastest for prefill and batches: a dense GEMM shares each weight
+    /// read across the rows of a batch, which candle's quantized kernels do not.
+    #[default]
     F32,
     /// Dequantize every matmul weight to f16 (2x the memory of Q8_0, read by a dense f16
     /// GEMM, which shares each weight read across all rows of a batch).

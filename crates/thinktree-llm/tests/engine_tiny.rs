@@ -10,7 +10,12 @@ use thinktree_llm::testing::{TinyModelConfig, tiny_engine, write_tiny_llama_gguf
 use thinktree_llm::{ChatMessage, Error};
 
 fn engine(dir: &tempfile::TempDir, cfg: &TinyModelConfig) -> CandleEngine {
-    tiny_engine(dir.path(), cfg, EngineOptions::default()).expect("tiny engine loads")
+    tiny_engine(
+        dir.path(),
+        cfg,
+        EngineOptions::default().weights(WeightFormat::AsStored),
+    )
+    .expect("tiny engine loads")
 }
 
 /// F32 weights: the quantized kernels pick different code paths for different row
@@ -290,25 +295,38 @@ fn requantized_weights_stay_close() {
         ..TinyModelConfig::default()
     };
     let base = engine(&dir, &cfg);
-    let q8 = CandleEngine::load(
-        dir.path().join("tiny-llama.gguf"),
-        EngineOptions::default().weights(WeightFormat::Q8_0),
-    )
-    .unwrap();
     let ids = prompt_ids(&base);
     let a = base
         .next_logits(&base.extend_tokens(&base.root(), &ids).unwrap().0)
         .unwrap()
         .0;
-    let b = q8
-        .next_logits(&q8.extend_tokens(&q8.root(), &ids).unwrap().0)
-        .unwrap()
-        .0;
-    let d = max_abs_diff(&a, &b);
-    assert!(
-        d < 0.1 && d > 0.0,
-        "q8 requantization changed logits by {d}"
-    );
+    // 4-bit rounding of random weights moves logits more than 8-bit or f16 rounding.
+    for (fmt, tol) in [
+        (WeightFormat::Q8_0, 0.25),
+        (WeightFormat::Q4_0, 1.5),
+        (WeightFormat::F16, 0.05),
+    ] {
+        let e = CandleEngine::load(
+            dir.path().join("tiny-llama.gguf"),
+            EngineOptions::default().weights(fmt),
+        )
+        .unwrap();
+        let b = e
+            .next_logits(&e.extend_tokens(&e.root(), &ids).unwrap().0)
+            .unwrap()
+            .0;
+        let d = max_abs_diff(&a, &b);
+        assert!(d < tol && d > 0.0, "{fmt:?} changed logits by {d}");
+        // Batched sampling works in every format.
+        let (c, _) = e
+            .sample(
+                &e.extend_tokens(&e.root(), &ids).unwrap().0,
+                3,
+                &SampleParams::default(),
+            )
+            .unwrap();
+        assert_eq!(c.len(), 3);
+    }
 }
 
 #[test]
