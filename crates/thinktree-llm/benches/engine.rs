@@ -18,19 +18,9 @@ use thinktree_llm::model::WeightFormat;
 
 const DECODE: usize = 32;
 
+/// The default model, found like the library finds it (`THINKTREE_MODEL`, then `models/`).
 fn model_path() -> PathBuf {
-    let p = std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        p.exists(),
-        "model not found at {}: run `bash scripts/fetch-model.sh`",
-        p.display()
-    );
-    p
+    thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn prompt_ids() -> Vec<u32> {

@@ -24,19 +24,9 @@ const LOGPROB_TOL: f32 = 0.25;
 /// Tolerance with dequantized f32 weights, where only float summation order differs.
 const EXACT_TOL: f32 = 1e-3;
 
+/// The default model, found like the library finds it (`THINKTREE_MODEL`, then `models/`).
 fn model_path() -> PathBuf {
-    let p = std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        p.exists(),
-        "model not found at {}: run `bash scripts/fetch-model.sh` from the workspace root (or set THINKTREE_MODEL)",
-        p.display()
-    );
-    p
+    thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The model with its GGUF quantization kept (candle's quantized kernels).

@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::reason::aggregate::Finished;
 use crate::reason::config::SolveConfig;
 use crate::reason::env::{Meter, Node, Stepper, merge_siblings};
-use crate::reason::scorer::{ScoreItem, Scorer};
+use crate::reason::scorer::Scorer;
 
-use super::{Outcome, Run};
+use super::{Outcome, Run, score_nodes};
 
 /// A search-tree state: a reasoning node and, if terminal, its exact value.
 #[derive(Debug)]
@@ -67,42 +67,9 @@ impl<E: Engine> LlmSearch<'_, E> {
         if nodes.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let items: Vec<ScoreItem<'_, E::State>> = nodes
-            .iter()
-            .map(|n| ScoreItem {
-                question: self.question,
-                steps: &n.steps,
-                judged: if whole { n.steps.len() } else { 1 },
-                logprobs: if whole {
-                    &n.path_logprobs
-                } else {
-                    &n.step_logprobs
-                },
-                state: &n.state,
-                parent: n.parent_state.as_ref(),
-                answer: n.answer.as_deref(),
-                terminal: n.terminal,
-            })
-            .collect();
         let seed = self.meter().next_seed();
-        let (scores, usage) = self.scorer.score(self.engine, &items, seed)?;
-        if scores.len() != nodes.len() {
-            return Err(Error::InvalidConfig(format!(
-                "scorer `{}` returned {} scores for {} items",
-                self.scorer.name(),
-                scores.len(),
-                nodes.len()
-            )));
-        }
-        if let Some(bad) = scores
-            .iter()
-            .find(|s| !(s.is_finite() && (0.0..=1.0).contains(*s)))
-        {
-            return Err(Error::InvalidConfig(format!(
-                "scorer `{}` returned {bad}, outside [0, 1]",
-                self.scorer.name()
-            )));
-        }
+        let (scores, usage) =
+            score_nodes(self.engine, self.scorer, self.question, nodes, whole, seed)?;
         if usage.forward_calls > 0 {
             self.meter().add(usage);
         }

@@ -6,7 +6,7 @@ pub(crate) mod mcts;
 pub(crate) mod sampling;
 pub(crate) mod trace;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Usage};
 use crate::error::{Error, Result};
 
 use super::aggregate::Finished;
@@ -41,47 +41,62 @@ impl<E: Engine> Run<'_, E> {
         if nodes.is_empty() {
             return Ok(Vec::new());
         }
-        let items: Vec<ScoreItem<'_, E::State>> = nodes
-            .iter()
-            .map(|n| ScoreItem {
-                question: self.question,
-                steps: &n.steps,
-                judged: if whole { n.steps.len() } else { 1 },
-                logprobs: if whole {
-                    &n.path_logprobs
-                } else {
-                    &n.step_logprobs
-                },
-                state: &n.state,
-                parent: n.parent_state.as_ref(),
-                answer: n.answer.as_deref(),
-                terminal: n.terminal,
-            })
-            .collect();
         let seed = self.meter.next_seed();
-        let (scores, usage) = self.scorer.score(self.engine, &items, seed)?;
-        if scores.len() != nodes.len() {
-            return Err(Error::InvalidConfig(format!(
-                "scorer `{}` returned {} scores for {} items",
-                self.scorer.name(),
-                scores.len(),
-                nodes.len()
-            )));
-        }
-        if let Some(bad) = scores
-            .iter()
-            .find(|s| !(s.is_finite() && (0.0..=1.0).contains(*s)))
-        {
-            return Err(Error::InvalidConfig(format!(
-                "scorer `{}` returned {bad}, outside [0, 1]",
-                self.scorer.name()
-            )));
-        }
+        let (scores, usage) =
+            score_nodes(self.engine, self.scorer, self.question, nodes, whole, seed)?;
         if usage.forward_calls > 0 {
             self.meter.add(usage);
         }
         Ok(scores)
     }
+}
+
+/// One scorer call over `nodes`, with what the scorer returned checked: one finite score
+/// in [0, 1] per node. `whole` judges each entire solution, otherwise only its last step.
+pub(crate) fn score_nodes<E: Engine>(
+    engine: &E,
+    scorer: &dyn Scorer<E>,
+    question: &str,
+    nodes: &[&Node<E::State>],
+    whole: bool,
+    seed: u64,
+) -> Result<(Vec<f64>, Usage)> {
+    let items: Vec<ScoreItem<'_, E::State>> = nodes
+        .iter()
+        .map(|n| ScoreItem {
+            question,
+            steps: &n.steps,
+            judged: if whole { n.steps.len() } else { 1 },
+            logprobs: if whole {
+                &n.path_logprobs
+            } else {
+                &n.step_logprobs
+            },
+            state: &n.state,
+            parent: n.parent_state.as_ref(),
+            answer: n.answer.as_deref(),
+            terminal: n.terminal,
+        })
+        .collect();
+    let (scores, usage) = scorer.score(engine, &items, seed)?;
+    if scores.len() != nodes.len() {
+        return Err(Error::InvalidConfig(format!(
+            "scorer `{}` returned {} scores for {} items",
+            scorer.name(),
+            scores.len(),
+            nodes.len()
+        )));
+    }
+    if let Some(bad) = scores
+        .iter()
+        .find(|s| !(s.is_finite() && (0.0..=1.0).contains(*s)))
+    {
+        return Err(Error::InvalidConfig(format!(
+            "scorer `{}` returned {bad}, outside [0, 1]",
+            scorer.name()
+        )));
+    }
+    Ok((scores, usage))
 }
 
 /// A finished path for the aggregator.
