@@ -60,7 +60,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 
-    /// Results file: one JSON line per problem and method.
+    /// Results file: one JSON line per problem and method. Without --resume an earlier
+    /// non-empty file is moved to `<stem>.prev.jsonl`, never overwritten.
     #[arg(long, value_name = "FILE", default_value = "results.jsonl")]
     pub out: PathBuf,
 

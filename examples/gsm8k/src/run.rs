@@ -130,6 +130,29 @@ impl<E: Engine> Solver for EngineSolver<'_, E> {
     }
 }
 
+/// A fresh run never destroys an earlier one: a non-empty results file is moved to
+/// `<stem>.prev.jsonl` first (one generation kept), so forgetting `--resume` loses nothing.
+fn keep_previous(out: &Path, announce: bool) -> anyhow::Result<()> {
+    let non_empty = std::fs::metadata(out).is_ok_and(|m| m.len() > 0);
+    if non_empty {
+        let prev = sibling(out, ".prev.jsonl");
+        std::fs::rename(out, &prev).with_context(|| {
+            format!(
+                "moving earlier results {} to {}",
+                out.display(),
+                prev.display()
+            )
+        })?;
+        if announce {
+            eprintln!(
+                "earlier results moved to {} (pass --resume to continue a run instead)",
+                prev.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// How [`evaluate`] runs.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -350,6 +373,7 @@ pub fn evaluate<S: Solver>(
             .collect();
         (writer, kept)
     } else {
+        keep_previous(&opts.out, opts.progress)?;
         (ResultsWriter::create(&opts.out)?, Vec::new())
     };
     let done: HashSet<(String, String)> = kept.iter().map(Record::key).collect();

@@ -273,7 +273,7 @@ fn a_corrupt_line_in_the_middle_is_an_error_with_its_line_number() {
 }
 
 #[test]
-fn without_resume_the_file_starts_over_and_missing_file_resumes_empty() {
+fn without_resume_the_file_starts_over_keeping_the_old_one_and_missing_file_resumes_empty() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sub/res.jsonl");
     let problems = select(default_problems().unwrap(), 0, Some(2)).unwrap();
@@ -294,6 +294,9 @@ fn without_resume_the_file_starts_over_and_missing_file_resumes_empty() {
     .unwrap();
     assert_eq!(res.solved, 2);
     assert_eq!(lines(&out).len(), 2);
+    // Starting over keeps the earlier run beside the new one.
+    let prev = out.with_file_name("res.prev.jsonl");
+    assert_eq!(lines(&prev).len(), 2);
 }
 
 #[test]
