@@ -60,6 +60,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// `Ok` when a callback gave `got` answers for a batch of `expected`; every batched
+    /// callback's answer count is checked before it is zipped with its batch.
+    pub(crate) fn check_batch(what: &'static str, expected: usize, got: usize) -> Result<()> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(Error::BatchSizeMismatch {
+                what,
+                expected,
+                got,
+            })
+        }
+    }
+
     /// Wraps any foreign error so it can be returned from a policy, evaluator or problem.
     pub fn external<E>(err: E) -> Self
     where

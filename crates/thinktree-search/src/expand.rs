@@ -43,13 +43,7 @@ where
         };
         self.stats.policy_calls += 1;
         self.stats.cost = self.stats.cost.saturating_add(proposals.cost);
-        if proposals.actions.len() != nodes.len() {
-            return Err(Error::BatchSizeMismatch {
-                what: "policy",
-                expected: nodes.len(),
-                got: proposals.actions.len(),
-            });
-        }
+        Error::check_batch("policy", nodes.len(), proposals.actions.len())?;
         for (&id, actions) in nodes.iter().zip(proposals.actions) {
             if actions.is_empty() {
                 if self.tree.nodes[id.index()].children.is_empty() {

@@ -78,13 +78,7 @@ where
                 self.stats.evaluator_calls += 1;
                 self.stats.evaluations += refs.len() as u64;
                 self.stats.cost = self.stats.cost.saturating_add(evals.cost);
-                if evals.values.len() != refs.len() {
-                    return Err(Error::BatchSizeMismatch {
-                        what: "evaluator",
-                        expected: refs.len(),
-                        got: evals.values.len(),
-                    });
-                }
+                Error::check_batch("evaluator", refs.len(), evals.values.len())?;
                 for (&i, v) in order.iter().zip(evals.values) {
                     values[i] = Some(cfg.value_bounds.check(v)?);
                 }
@@ -114,13 +108,7 @@ where
         self.stats.evaluator_calls += 1;
         self.stats.evaluations += leaves.len() as u64;
         self.stats.cost = self.stats.cost.saturating_add(evals.cost);
-        if evals.values.len() != leaves.len() {
-            return Err(Error::BatchSizeMismatch {
-                what: "evaluator",
-                expected: leaves.len(),
-                got: evals.values.len(),
-            });
-        }
+        Error::check_batch("evaluator", leaves.len(), evals.values.len())?;
         for ((&slot, leaf), v) in slots.iter().zip(leaves).zip(evals.values) {
             let v = cfg.value_bounds.check(v)?;
             let node = &mut self.tree.nodes[leaf.index()];
