@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::reason::prompt::{followup_suffix, prompt_text};
 use crate::reason::split::StepSplit;
 
-use super::self_eval::{SELF_EVAL_QUESTION, yes_probability};
+use super::self_eval::{SELF_EVAL_QUESTION, verdict_token_ids, yes_probability};
 use super::{ScoreItem, Scorer};
 
 /// Scores with P("Yes") from another engine `P`.
@@ -58,29 +58,9 @@ impl<P: Engine> PrmScorer<P> {
             return Ok(v.clone());
         }
         let suffix = followup_suffix(&self.judge, SELF_EVAL_QUESTION)?;
-        let first_ids = |words: &[&str]| -> Result<Vec<u32>> {
-            let mut ids = Vec::new();
-            for w in words {
-                if let Some(&id) = self.judge.tokenize(w)?.first()
-                    && !ids.contains(&id)
-                {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        };
-        let mut yes = first_ids(&["Yes", " Yes", "yes"])?;
-        let mut no = first_ids(&["No", " No", "no"])?;
-        let shared: Vec<u32> = yes.iter().copied().filter(|y| no.contains(y)).collect();
-        yes.retain(|y| !shared.contains(y));
-        no.retain(|n| !shared.contains(n));
+        let (yes, no) = verdict_token_ids(&self.judge)?;
         let n_yes = yes.len();
         let ids: Vec<u32> = yes.into_iter().chain(no).collect();
-        if n_yes == 0 || n_yes == ids.len() {
-            return Err(Error::Tokenizer(
-                "judge cannot tell the Yes and No tokens apart".into(),
-            ));
-        }
         let v = (suffix, ids, n_yes);
         *p = Some(v.clone());
         Ok(v)

@@ -48,32 +48,39 @@ impl SelfEvalScorer {
         }
         let q = self.question.as_deref().unwrap_or(SELF_EVAL_QUESTION);
         let suffix = followup_suffix(engine, q)?;
-        let first_ids = |words: &[&str]| -> Result<Vec<u32>> {
-            let mut ids = Vec::new();
-            for w in words {
-                if let Some(&id) = engine.tokenize(w)?.first()
-                    && !ids.contains(&id)
-                {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        };
-        let mut yes = first_ids(&["Yes", " Yes", "yes"])?;
-        let mut no = first_ids(&["No", " No", "no"])?;
-        // A token that starts both words (a bare space in a character-level vocabulary)
-        // says nothing about the verdict.
-        let shared: Vec<u32> = yes.iter().copied().filter(|y| no.contains(y)).collect();
-        yes.retain(|y| !shared.contains(y));
-        no.retain(|n| !shared.contains(n));
-        if yes.is_empty() || no.is_empty() {
-            return Err(Error::Tokenizer(
-                "cannot tell the Yes and No tokens apart".into(),
-            ));
-        }
+        let (yes, no) = verdict_token_ids(engine)?;
         let p = Prepared { suffix, yes, no };
         Ok(self.prepared.get_or_init(|| p).clone())
     }
+}
+
+/// The token ids that start "Yes" and "No" answers (with and without a leading space,
+/// capitalised or not) in `engine`'s vocabulary. A token that starts both words (a bare
+/// space in a character-level vocabulary) says nothing about the verdict and is dropped;
+/// a vocabulary left without a Yes or a No token is an error.
+pub(crate) fn verdict_token_ids<E: Engine>(engine: &E) -> Result<(Vec<u32>, Vec<u32>)> {
+    let first_ids = |words: &[&str]| -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for w in words {
+            if let Some(&id) = engine.tokenize(w)?.first()
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    };
+    let mut yes = first_ids(&["Yes", " Yes", "yes"])?;
+    let mut no = first_ids(&["No", " No", "no"])?;
+    let shared: Vec<u32> = yes.iter().copied().filter(|y| no.contains(y)).collect();
+    yes.retain(|y| !shared.contains(y));
+    no.retain(|n| !shared.contains(n));
+    if yes.is_empty() || no.is_empty() {
+        return Err(Error::Tokenizer(
+            "cannot tell the Yes and No tokens apart".into(),
+        ));
+    }
+    Ok((yes, no))
 }
 
 /// P(yes) from log-probabilities of the yes-tokens and no-tokens.
