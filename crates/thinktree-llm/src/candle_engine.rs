@@ -358,4 +358,41 @@ impl Engine for CandleEngine {
             .collect::<Result<Vec<_>>>()?;
         Ok((out, usage))
     }
+
+    /// Runs the context's last token once more on top of the cached keys/values of the
+    /// tokens before it and returns the final-norm hidden state: one token of compute
+    /// (plus whatever the cache had to fill in). The normal decode path is untouched.
+    fn hidden_state(&self, state: &KvState) -> Result<(Vec<f32>, Usage)> {
+        self.cache.check(state)?;
+        let len = state.len();
+        let Some(&last) = state.tokens().last() else {
+            return Err(Error::EmptyPrompt(
+                "hidden_state needs a context that ends in a token (extend the root first)",
+            ));
+        };
+        let prep = self.cache.prepare(&self.model, state, false)?;
+        let prefix: Vec<LayerKv> = prep
+            .kv
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.narrow(1, 0, len - 1)?.contiguous()?,
+                    v.narrow(1, 0, len - 1)?.contiguous()?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let (hidden, _) = self.model.forward_hidden(
+            &[vec![last]],
+            (len > 1).then_some(prefix.as_slice()),
+            None,
+            len - 1,
+        )?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens + 1,
+            forward_calls: prep.forward_calls + 1,
+        };
+        Ok((hidden.squeeze(0)?.to_vec1::<f32>()?, usage))
+    }
 }

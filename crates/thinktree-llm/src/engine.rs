@@ -264,4 +264,16 @@ pub trait Engine: Send + Sync {
         state: &Self::State,
         candidates: &[u32],
     ) -> Result<(Vec<f32>, Usage)>;
+
+    /// The model's final hidden state at the last token of `state` (the output of the
+    /// final norm, the vector the output projection reads): the features of a learned value
+    /// head ([`crate::value`]). Engines that cannot expose it (a remote server) keep this
+    /// default, an [`Error::Unsupported`].
+    fn hidden_state(&self, state: &Self::State) -> Result<(Vec<f32>, Usage)> {
+        let _ = state;
+        Err(Error::Unsupported(format!(
+            "engine `{}` does not expose hidden states (needed by a value head)",
+            self.name()
+        )))
+    }
 }

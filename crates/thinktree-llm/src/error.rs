@@ -90,6 +90,40 @@ pub enum Error {
     /// An error from the search core.
     #[error("search: {0}")]
     Search(#[from] thinktree_search::Error),
+    /// The engine cannot do what was asked (e.g. a remote backend has no hidden states).
+    #[error("unsupported by this engine: {0}")]
+    Unsupported(String),
+    /// A weight file (a value head) is missing, not a safetensors file, or lacks a tensor.
+    #[error(
+        "weight file {path}: {reason}\n  fix: train one with `train-value --out {path}` (docs/SELFPLAY.md)"
+    )]
+    WeightFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A weight tensor has the wrong shape, or the weights do not fit the model they are
+    /// used with.
+    #[error("weight shape mismatch in {what}: expected {expected:?}, found {found:?}")]
+    WeightShape {
+        /// Which tensor or input.
+        what: String,
+        /// The shape needed.
+        expected: Vec<usize>,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// An error from an engine backend outside this crate (such as the remote server
+    /// backend in `thinktree-remote`); downcast `source` to that crate's error type.
+    #[error("{backend} backend: {source}")]
+    Backend {
+        /// Which backend failed (e.g. `"remote"`).
+        backend: &'static str,
+        /// The backend's own typed error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -57,6 +57,7 @@ pub mod reason;
 pub mod sampler;
 pub mod testing;
 pub mod tokenizer;
+pub mod value;
 
 pub use chat::{ChatMessage, Role};
 pub use chat_template::ChatTemplate;

@@ -295,6 +295,20 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         pos: usize,
     ) -> Result<(Tensor, Vec<LayerKv>)> {
+        let (hidden, new_kv) = self.forward_hidden(tokens, prefix, suffix, pos)?;
+        Ok((self.output.forward(&hidden)?, new_kv))
+    }
+
+    /// Like [`Model::forward`], but returns each row's final hidden state `(rows,
+    /// embedding)` instead of logits: the output of the final norm at the last token, the
+    /// vector the output projection reads. A value head reads this.
+    pub fn forward_hidden(
+        &self,
+        tokens: &[Vec<u32>],
+        prefix: Option<&[LayerKv]>,
+        suffix: Option<&[LayerKv]>,
+        pos: usize,
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
         let rows = tokens.len();
         let t = tokens.first().map_or(0, Vec::len);
         if rows == 0 || t == 0 || tokens.iter().any(|r| r.len() != t) {
@@ -358,8 +372,7 @@ impl Model {
         }
         let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
-        let logits = self.output.forward(&last)?;
-        Ok((logits, new_kv))
+        Ok((last, new_kv))
     }
 
     fn attention(&self, layer: &Layer, h: &Tensor, ctx: &Attn<'_>) -> Result<(Tensor, LayerKv)> {

@@ -11,6 +11,9 @@
 //! - [`llm`] (`thinktree-llm`): the in-process GGUF engine whose KV cache is a tree
 //!   (children continue from their parent's cache; siblings decode in one batch), the
 //!   scorers, and the reasoning methods built on the core.
+//! - [`remote`] (`thinktree-remote`): the same engine trait over OpenAI-compatible
+//!   inference servers (vLLM, SGLang, llama.cpp's server), for searches that outgrow one
+//!   machine.
 //!
 //! ```
 //! use thinktree::search::{ActionsFn, FnEvaluator, Mcts, MctsConfig, from_fn};
@@ -36,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub use thinktree_llm as llm;
+pub use thinktree_remote as remote;
 pub use thinktree_search as search;
 
 /// The examples in README.md, compiled and run as doctests so they stay true.

@@ -60,6 +60,18 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 
+    /// Run the model on OpenAI-compatible servers instead of in process: comma-separated
+    /// base URLs (vLLM, SGLang, llama.cpp server, llama-cpp-python), e.g.
+    /// http://127.0.0.1:8080,http://10.0.0.2:8000. Requests spread over all of them. The
+    /// --model GGUF (the one the servers run) still supplies the tokenizer and chat
+    /// template; its weights are not loaded.
+    #[arg(long, value_name = "URL[,URL...]")]
+    pub server: Option<String>,
+
+    /// Name sent as `model` to the servers (vLLM and SGLang want the served model name).
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub server_model: Option<String>,
+
     /// Results file: one JSON line per problem and method. Without --resume an earlier
     /// non-empty file is moved to `<stem>.prev.jsonl`, never overwritten.
     #[arg(long, value_name = "FILE", default_value = "results.jsonl")]

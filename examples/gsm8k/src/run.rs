@@ -15,6 +15,7 @@ use thinktree_llm::answer::answers_match;
 use thinktree_llm::candle_engine::{CandleEngine, EngineOptions};
 use thinktree_llm::model_path::{ensure_default_model, resolve_model_path};
 use thinktree_llm::reason::{Method, SolveConfig, solve};
+use thinktree_remote::{RemoteEngine, RemoteOptions};
 
 use crate::cli::Args;
 use crate::data::{DEFAULT_NAME, Problem, load, select};
@@ -516,11 +517,60 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
         Some(p) => resolve_model_path(Some(p))?,
         None => ensure_default_model()?,
     };
+    if let Some(list) = &args.server {
+        let mut opts = RemoteOptions::from_list(list)?;
+        if let Some(name) = &args.server_model {
+            opts = opts.model(name.clone());
+        }
+        let engine = RemoteEngine::from_gguf(opts, &model_path)?;
+        if !args.quiet {
+            eprintln!(
+                "using {} (tokenizer from {})",
+                engine.name(),
+                model_path.display()
+            );
+        }
+        let result = run_with(&engine, configs, &methods, &problems, args);
+        if !args.quiet {
+            for s in engine.server_stats() {
+                eprintln!(
+                    "{}: {} requests, {} failed and retried{}",
+                    s.url,
+                    s.requests,
+                    s.failures,
+                    if s.single_sample {
+                        ", one sample per request"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        return result;
+    }
     if !args.quiet {
         eprintln!("loading {} ...", model_path.display());
     }
     let engine = CandleEngine::load(&model_path, EngineOptions::default())?;
-    let solver = EngineSolver::new(&engine, configs);
+    run_with(&engine, configs, &methods, &problems, args)
+}
+
+/// Evaluates on `engine` and writes the reports.
+fn run_with<E: Engine>(
+    engine: &E,
+    configs: Vec<SolveConfig>,
+    methods: &[Method],
+    problems: &[Problem],
+    args: &Args,
+) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
+    // Build each method's scorer once up front: a missing or mismatched `value:` / `prm:`
+    // file is one clear error now, not a failed line for every problem.
+    for cfg in &configs {
+        cfg.scorer
+            .build::<E>(cfg)
+            .with_context(|| format!("scorer `{}` for {}", cfg.scorer, cfg.method))?;
+    }
+    let solver = EngineSolver::new(engine, configs);
     let dataset = args.data.as_ref().map_or_else(
         || format!("{DEFAULT_NAME} set"),
         |p| p.display().to_string(),
@@ -535,7 +585,7 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
             args.threads
         );
     }
-    let outcome = evaluate(&solver, &problems, &methods, &EvalOptions::from_args(args))?;
+    let outcome = evaluate(&solver, problems, methods, &EvalOptions::from_args(args))?;
     let heading = format!(
         "{} on {dataset}: {} problems from offset {}, seed {}",
         engine.name(),

@@ -171,4 +171,17 @@ fn bad_input_fails_with_a_clear_message() {
 
     let msg = run(&["--data", s(&data), "--samples", "0", "--methods", "sc"]);
     assert!(msg.contains("samples"), "{msg}");
+
+    // A value head that is not there fails the run up front, before any problem.
+    let head = dir.path().join("no-head.safetensors");
+    let scorer = format!("value:{}", s(&head));
+    let msg = run(&["--data", s(&data), "--methods", "mcts", "--scorer", &scorer]);
+    assert!(msg.contains("no-head.safetensors"), "{msg}");
+    assert!(
+        std::fs::read_to_string(&out).unwrap_or_default().is_empty(),
+        "no result lines were written"
+    );
+
+    let msg = run(&["--data", s(&data), "--server", "localhost:8080"]);
+    assert!(msg.contains("http://"), "{msg}");
 }

@@ -45,6 +45,7 @@ mod prompt;
 pub mod scorer;
 mod solution;
 mod split;
+mod tree;
 
 pub use aggregate::{Aggregation, Candidate};
 pub use config::SolveConfig;
@@ -54,6 +55,7 @@ pub use prompt::{DEFAULT_SYSTEM_PROMPT, followup_suffix, prompt_text, root_state
 pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
 pub use solution::Solution;
 pub use split::StepSplit;
+pub use tree::{SearchTree, TreeNode};
 
 use std::time::Instant;
 
@@ -131,5 +133,6 @@ pub fn solve_with_scorer<E: Engine>(
         early_stopped: outcome.early_stopped,
         tree_dot: outcome.tree_dot,
         tree_json: outcome.tree_json,
+        search_tree: outcome.search_tree,
     })
 }

@@ -282,6 +282,33 @@ pub(crate) fn run<E: Engine>(run: &mut Run<'_, E>) -> Result<Outcome> {
         };
         out.tree_dot = Some(tree.to_dot(label));
         out.tree_json = Some(tree.to_json(label)?);
+        out.search_tree = Some(structured(tree)?);
     }
     Ok(out)
+}
+
+/// The tree with each node's reasoning path, for training-data export.
+fn structured<S>(
+    tree: &thinktree_search::Tree<Shared<S>, Shared<S>>,
+) -> Result<crate::reason::tree::SearchTree> {
+    use crate::reason::tree::{SearchTree, TreeNode};
+    let mut nodes = Vec::with_capacity(tree.len());
+    for (id, n) in tree.iter() {
+        let step = tree.state(id)?;
+        let stats = n.stats();
+        nodes.push(TreeNode {
+            id: id.index(),
+            parent: n.parent().map(|p| p.index()),
+            depth: n.depth() as usize,
+            steps: step.node.steps.clone(),
+            raw: step.node.raw.clone(),
+            terminal: step.node.terminal,
+            answer: step.node.answer.clone(),
+            visits: stats.visits,
+            mean: (stats.visits > 0).then(|| stats.mean()),
+            prior: n.prior(),
+            value: n.terminal_value().or(n.evaluation()),
+        });
+    }
+    Ok(SearchTree { nodes })
 }

@@ -32,6 +32,7 @@ pub(crate) struct Outcome {
     pub early_stopped: bool,
     pub tree_dot: Option<String>,
     pub tree_json: Option<String>,
+    pub search_tree: Option<super::tree::SearchTree>,
 }
 
 impl<E: Engine> Run<'_, E> {

@@ -14,7 +14,8 @@ use super::{
 };
 
 /// Which scorer a method uses. Parses from `"confidence"`, `"self-eval"`, `"verifier"`,
-/// `"rollout"`, `"prm:PATH"` and weighted lists such as `"confidence:0.5,verifier:0.5"`.
+/// `"rollout"`, `"prm:PATH"`, `"value:PATH"` and weighted lists such as
+/// `"confidence:0.5,verifier:0.5"` or `"value:head.safetensors:0.5,confidence:0.5"`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScorerSpec {
     /// [`ConfidenceScorer`].
@@ -27,6 +28,8 @@ pub enum ScorerSpec {
     Rollout,
     /// A judge GGUF model asked the self-evaluation question ([`super::PrmScorer`]).
     Prm(PathBuf),
+    /// A learned value head ([`crate::value::ValueScorer`]) from a safetensors file.
+    Value(PathBuf),
     /// A user reward.
     Reward(RewardFn),
     /// A weighted mean of scorers.
@@ -45,7 +48,10 @@ impl ScorerSpec {
     /// Whether scoring runs the model (and so costs tokens).
     pub fn uses_model(&self) -> bool {
         match self {
-            ScorerSpec::SelfEval | ScorerSpec::Rollout | ScorerSpec::Prm(_) => true,
+            ScorerSpec::SelfEval
+            | ScorerSpec::Rollout
+            | ScorerSpec::Prm(_)
+            | ScorerSpec::Value(_) => true,
             ScorerSpec::Confidence | ScorerSpec::Verifier | ScorerSpec::Reward(_) => false,
             ScorerSpec::Weighted(parts) => parts.iter().any(|(s, w)| *w > 0.0 && s.uses_model()),
         }
@@ -76,6 +82,13 @@ impl ScorerSpec {
         {
             return Err(Error::InvalidConfig("prm: needs a model path".into()));
         }
+        if let ScorerSpec::Value(p) = self
+            && p.as_os_str().is_empty()
+        {
+            return Err(Error::InvalidConfig(
+                "value: needs a weight file path".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -102,6 +115,7 @@ impl ScorerSpec {
                 extractor: cfg.extractor.clone(),
             }),
             ScorerSpec::Prm(path) => crate::reason::judge::load_judge::<E>(path)?,
+            ScorerSpec::Value(path) => Box::new(crate::value::ValueScorer::load(path)?),
             ScorerSpec::Reward(r) => Box::new(r.clone()),
             ScorerSpec::Weighted(parts) => {
                 let built = parts
@@ -122,6 +136,7 @@ impl fmt::Display for ScorerSpec {
             ScorerSpec::Verifier => f.write_str("verifier"),
             ScorerSpec::Rollout => f.write_str("rollout"),
             ScorerSpec::Prm(p) => write!(f, "prm:{}", p.display()),
+            ScorerSpec::Value(p) => write!(f, "value:{}", p.display()),
             ScorerSpec::Reward(r) => write!(f, "reward:{}", r.name()),
             ScorerSpec::Weighted(parts) => {
                 for (i, (s, w)) in parts.iter().enumerate() {
@@ -141,13 +156,16 @@ fn parse_one(s: &str) -> Result<ScorerSpec> {
     if let Some(path) = s.strip_prefix("prm:") {
         return Ok(ScorerSpec::Prm(PathBuf::from(path.trim())));
     }
+    if let Some(path) = s.strip_prefix("value:") {
+        return Ok(ScorerSpec::Value(PathBuf::from(path.trim())));
+    }
     match s.to_ascii_lowercase().as_str() {
         "confidence" | "conf" => Ok(ScorerSpec::Confidence),
         "self-eval" | "self_eval" | "selfeval" => Ok(ScorerSpec::SelfEval),
         "verifier" | "arith" | "arithmetic" => Ok(ScorerSpec::Verifier),
         "rollout" | "rollouts" => Ok(ScorerSpec::Rollout),
         other => Err(Error::InvalidConfig(format!(
-            "unknown scorer `{other}` (expected confidence, self-eval, verifier, rollout or prm:PATH)"
+            "unknown scorer `{other}` (expected confidence, self-eval, verifier, rollout, prm:PATH or value:PATH)"
         ))),
     }
 }
@@ -232,6 +250,19 @@ mod tests {
                 (ScorerSpec::Rollout, 1.0)
             ])
         );
+        assert_eq!(
+            "value:/tmp/v.safetensors".parse::<ScorerSpec>().unwrap(),
+            ScorerSpec::Value("/tmp/v.safetensors".into())
+        );
+        assert_eq!(
+            "value:/tmp/v.safetensors:0.5,confidence:0.5"
+                .parse::<ScorerSpec>()
+                .unwrap(),
+            ScorerSpec::Weighted(vec![
+                (ScorerSpec::Value("/tmp/v.safetensors".into()), 0.5),
+                (ScorerSpec::Confidence, 0.5)
+            ])
+        );
         let round = "confidence:0.3,verifier:0.7".parse::<ScorerSpec>().unwrap();
         assert_eq!(round.to_string().parse::<ScorerSpec>().unwrap(), round);
     }
@@ -245,6 +276,7 @@ mod tests {
             "confidence:0,verifier:0",
             ":0.5",
             "prm:",
+            "value:",
         ] {
             assert!(bad.parse::<ScorerSpec>().is_err(), "{bad}");
         }

@@ -1,0 +1,76 @@
+//! The crate's one error type.
+//!
+//! The [`thinktree_llm::Engine`] trait speaks `thinktree_llm::Error`, so every error
+//! here also converts into [`thinktree_llm::Error::Backend`] with this type as its
+//! source: callers above the engine line can still downcast to it and tell a dead server
+//! from a bad request.
+
+/// Everything that can go wrong talking to inference servers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option is out of range (no servers, a malformed URL, zero retries budget...).
+    #[error("invalid remote config: {0}")]
+    InvalidConfig(String),
+    /// Every attempt failed with a retryable error (connection refused or dropped,
+    /// timeout, HTTP 429 or 5xx) and the retry budget is spent.
+    #[error(
+        "no server answered after {attempts} attempts (last: {last_url}: {last_error})\n  fix: check that the server(s) are running and reachable, or raise --retries / the timeout"
+    )]
+    Unavailable {
+        /// Attempts made (first try plus retries).
+        attempts: u32,
+        /// The server of the last attempt.
+        last_url: String,
+        /// What went wrong on the last attempt.
+        last_error: String,
+    },
+    /// The server rejected the request (an HTTP 4xx other than 429); retrying would not
+    /// help.
+    #[error("{url} answered HTTP {status}: {body}")]
+    Rejected {
+        /// The endpoint.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// The start of the response body (servers explain themselves there).
+        body: String,
+    },
+    /// The server's answer is not the OpenAI completions format we expect.
+    #[error("{url}: malformed response: {reason}")]
+    Protocol {
+        /// The endpoint.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server lacks something the search needs and there is no fallback.
+    #[error(
+        "{url} does not support {feature}\n  fix: use a server with OpenAI-compatible completions that returns {feature} (vLLM, SGLang, llama.cpp server, llama-cpp-python)"
+    )]
+    Unsupported {
+        /// The endpoint.
+        url: String,
+        /// The missing feature (e.g. `"logprobs"`).
+        feature: &'static str,
+    },
+    /// A client-side model error (tokenizer, chat template, bad sampling parameters).
+    #[error(transparent)]
+    Llm(#[from] thinktree_llm::Error),
+}
+
+impl From<Error> for thinktree_llm::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            // Client-side errors keep their own type so callers match them as usual.
+            Error::Llm(inner) => inner,
+            other => thinktree_llm::Error::Backend {
+                backend: "remote",
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
