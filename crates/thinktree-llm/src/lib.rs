@@ -51,6 +51,7 @@ pub mod chat_template;
 pub mod engine;
 pub mod error;
 pub mod kv_cache;
+mod linear;
 pub mod model;
 pub mod model_path;
 pub mod reason;

@@ -13,7 +13,9 @@
 use std::io::{Read, Seek};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
-use candle_core::{D, DType, Device, Module, Tensor};
+
+use crate::linear::Linear;
+use candle_core::{D, DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 
@@ -166,11 +168,11 @@ struct Layer {
     /// q, k and v projections (one matmul when their storage types agree).
     qkv: Proj,
     bias_qkv: Option<(Tensor, Tensor, Tensor)>,
-    wo: QMatMul,
+    wo: Linear,
     ffn_norm: Tensor,
     /// Gate and up projections of the MLP.
     gate_up: Proj,
-    w_down: QMatMul,
+    w_down: Linear,
 }
 
 /// A loaded llama/qwen2 model: immutable weights plus rotary tables.
@@ -180,7 +182,7 @@ pub struct Model {
     embed: QMatMul,
     layers: Vec<Layer>,
     out_norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
 }
@@ -203,11 +205,13 @@ fn requant(t: QTensor, fmt: WeightFormat) -> Result<QTensor> {
 }
 
 /// The matmul for one weight in the chosen format.
-fn to_matmul(t: QTensor, fmt: WeightFormat) -> Result<QMatMul> {
+fn to_matmul(t: QTensor, fmt: WeightFormat) -> Result<Linear> {
     if fmt == WeightFormat::F16 && t.rank() == 2 {
-        return Ok(QMatMul::TensorF16(t.dequantize_f16(&Device::Cpu)?));
+        return Ok(Linear::quant(QMatMul::TensorF16(
+            t.dequantize_f16(&Device::Cpu)?,
+        )));
     }
-    Ok(QMatMul::from_qtensor(t)?)
+    Linear::new(t)
 }
 
 impl Model {
@@ -230,10 +234,10 @@ impl Model {
         let output = if ct.tensor_infos.contains_key("output.weight") {
             to_matmul(requant(get("output.weight")?, fmt)?, fmt)?
         } else if fmt == WeightFormat::F16 {
-            QMatMul::TensorF16(embd_q.dequantize_f16(&dev)?)
+            Linear::quant(QMatMul::TensorF16(embd_q.dequantize_f16(&dev)?))
         } else {
             // Tied embeddings: the output projection reads the same quantized matrix.
-            QMatMul::from_arc(embd_q.clone())?
+            Linear::quant(QMatMul::from_arc(embd_q.clone())?)
         };
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -474,8 +478,8 @@ impl Model {
 /// activation quantization, one thread dispatch) instead of several, then split.
 #[derive(Debug)]
 enum Proj {
-    Fused(QMatMul, Vec<usize>),
-    Separate(Vec<QMatMul>),
+    Fused(Linear, Vec<usize>),
+    Separate(Vec<Linear>),
 }
 
 impl Proj {
@@ -486,6 +490,12 @@ impl Proj {
                     .map(|t| to_matmul(t, fmt))
                     .collect::<Result<_>>()?,
             ));
+        }
+        let rows_of = |ts: &[QTensor]| -> Result<Vec<usize>> {
+            ts.iter().map(|t| Ok(t.shape().dims2()?.0)).collect()
+        };
+        if let Some(fused) = Linear::fuse_dense(&ts)? {
+            return Ok(Self::Fused(fused, rows_of(&ts)?));
         }
         let dtype = ts.first().map(QTensor::dtype);
         let cols: Vec<usize> = ts
@@ -501,9 +511,7 @@ impl Proj {
             );
         let (Some(dtype), Some(&k), true) = (dtype, cols.first(), same) else {
             return Ok(Self::Separate(
-                ts.into_iter()
-                    .map(QMatMul::from_qtensor)
-                    .collect::<candle_core::Result<_>>()?,
+                ts.into_iter().map(Linear::new).collect::<Result<_>>()?,
             ));
         };
         let mut bytes = Vec::new();
@@ -518,12 +526,12 @@ impl Proj {
             dtype,
         )?;
         let fused = QTensor::new(storage, (rows.iter().sum::<usize>(), k))?;
-        Ok(Self::Fused(QMatMul::from_qtensor(fused)?, rows))
+        Ok(Self::Fused(Linear::new(fused)?, rows))
     }
 
     fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         match self {
-            Self::Separate(ms) => ms.iter().map(|m| Ok(m.forward(x)?)).collect(),
+            Self::Separate(ms) => ms.iter().map(|m| m.forward(x)).collect(),
             Self::Fused(m, rows) => {
                 let y = m.forward(x)?;
                 let mut off = 0;
