@@ -12,3 +12,4 @@ pub mod output;
 pub mod plot;
 pub mod report;
 pub mod run;
+pub mod thread_env;

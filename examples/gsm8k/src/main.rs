@@ -11,6 +11,9 @@ use thinktree_gsm8k::report::markdown_table;
 use thinktree_gsm8k::run::run_cli;
 
 fn main() -> ExitCode {
+    if let Some(code) = thinktree_gsm8k::thread_env::rerun_with_thread_count() {
+        return code;
+    }
     let args = Args::parse();
     match run_cli(&args) {
         Ok((outcome, files)) => {

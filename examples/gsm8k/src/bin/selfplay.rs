@@ -244,6 +244,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = thinktree_gsm8k::thread_env::rerun_with_thread_count() {
+        return code;
+    }
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
