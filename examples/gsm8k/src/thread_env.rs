@@ -9,6 +9,8 @@
 
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
+
 const VAR: &str = "RAYON_NUM_THREADS";
 
 /// When `RAYON_NUM_THREADS` is unset, runs this executable again with the same arguments
@@ -31,4 +33,19 @@ pub fn rerun_with_thread_count() -> Option<ExitCode> {
         // Killed by a signal: report failure.
         None => ExitCode::FAILURE,
     })
+}
+
+/// The `main` of every binary here: re-run with the thread count set if needed, parse the
+/// arguments, run, and turn an error into `error: ...` on stderr and a failing exit code.
+pub fn main_with<A: Parser>(run: impl FnOnce(&A) -> anyhow::Result<()>) -> ExitCode {
+    if let Some(code) = rerun_with_thread_count() {
+        return code;
+    }
+    match run(&A::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -244,15 +244,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = thinktree_gsm8k::thread_env::rerun_with_thread_count() {
-        return code;
-    }
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    thinktree_gsm8k::thread_env::main_with::<Args>(run)
 }
