@@ -42,12 +42,13 @@ fn generated(e: &CandleEngine, s: &KvState, n: usize, p: &SampleParams) -> u64 {
 }
 
 fn bench_engine(c: &mut Criterion) {
-    // THINKTREE_BENCH_WEIGHTS=f16|f32|q8_0 benchmarks another in-memory weight format.
+    // THINKTREE_BENCH_WEIGHTS=f16|f32|q8_0|as-stored benchmarks another in-memory weight format.
     let weights = match std::env::var("THINKTREE_BENCH_WEIGHTS").as_deref() {
         Ok("f16") => WeightFormat::F16,
         Ok("f32") => WeightFormat::F32,
         Ok("q8_0") => WeightFormat::Q8_0,
-        _ => WeightFormat::AsStored,
+        Ok("as-stored") => WeightFormat::AsStored,
+        _ => WeightFormat::Int8,
     };
     let e = CandleEngine::load(model_path(), EngineOptions::default().weights(weights))
         .expect("model loads");

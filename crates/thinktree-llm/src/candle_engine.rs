@@ -31,14 +31,12 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         // 2 GiB holds ~45k SmolLM2-135M context tokens: a large search tree stays resident.
-        // f32 weights: candle's quantized matmul re-reads the weights for every row of a
-        // batch, the dense f32 GEMM reads them once, so f32 is much faster at prefill and
-        // batched sibling decoding, where a search spends its time (single-stream decode is
-        // faster with the GGUF's quantization kept; docs/PERFORMANCE.md, "Engine"). Cost:
-        // 4x the weight memory (~540 MB for SmolLM2-135M).
+        // 8-bit weights in thinktree's own kernel: a weight block is read once for all rows
+        // of a sibling batch, and a decode step reads a quarter of the bytes of f32
+        // (docs/PERFORMANCE.md, "Engine").
         Self {
             kv_budget_bytes: 2 << 30,
-            weights: WeightFormat::F32,
+            weights: WeightFormat::Int8,
         }
     }
 }

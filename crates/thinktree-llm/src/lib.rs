@@ -50,6 +50,7 @@ pub mod chat;
 pub mod chat_template;
 pub mod engine;
 pub mod error;
+mod int8;
 pub mod kv_cache;
 mod linear;
 pub mod model;

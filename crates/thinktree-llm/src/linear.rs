@@ -10,6 +10,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, Device, Module, Tensor};
 
 use crate::error::Result;
+use crate::int8::Int8Matrix;
 
 /// One projection's weights.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub(crate) enum Linear {
     Quant(QMatMul),
     /// f32 weights stored as `in x out`, contiguous.
     DenseT(Tensor),
+    /// 8-bit blocks read by thinktree's own kernel (see [`crate::int8`]).
+    Int8(Int8Matrix),
 }
 
 impl Linear {
@@ -57,6 +60,15 @@ impl Linear {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Quant(m) => Ok(m.forward(x)?),
+            Self::Int8(m) => {
+                let mut dims = x.dims().to_vec();
+                let rows = x.elem_count() / m.cols().max(1);
+                let y = m.matmul(&x.flatten_all()?.to_vec1::<f32>()?, rows)?;
+                if let Some(last) = dims.last_mut() {
+                    *last = m.rows();
+                }
+                Ok(Tensor::from_vec(y, dims, x.device())?)
+            }
             Self::DenseT(wt) => {
                 let dims = x.dims().to_vec();
                 let k = x.dim(D::Minus1)?;

@@ -14,6 +14,7 @@ use std::io::{Read, Seek};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 
+use crate::int8::Int8Matrix;
 use crate::linear::Linear;
 use candle_core::{D, DType, Device, Tensor};
 
@@ -30,22 +31,34 @@ pub type LayerKv = (Tensor, Tensor);
 /// How weights are stored in memory after loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Keep the GGUF's own quantization (least memory, no conversion cost).
-    AsStored,
-    /// Requantize every 2-D matmul weight to Q8_0: more memory, and on CPUs with the
-    /// VNNI fast paths it can be faster than 4-bit formats.
-    Q8_0,
-    /// Requantize every 2-D matmul weight to Q4_0.
-    Q4_0,
-    /// Dequantize every matmul weight to f32: exact arithmetic, so results do not depend
-    /// on which quantized kernel a batch size selects (a reference for tests), at 4x the
-    /// memory. Also the fastest for prefill and batches: a dense GEMM shares each weight
-    /// read across the rows of a batch, which candle's quantized kernels do not.
+    /// 8-bit blocks read by thinktree's own kernel: Q8_0, Q4_0 and Q4_1 weights keep their
+    /// exact values (4-bit ones unpacked to a byte each), any other type is requantized to
+    /// 8 bits. The fastest format for a single stream and for sibling batches alike (a
+    /// weight block is read once for every row of a batch), and a batch computes exactly
+    /// what its rows would alone.
     #[default]
+    Int8,
+    /// Keep the GGUF's own quantization, multiplied by candle's quantized kernels (least
+    /// memory, no conversion cost; computes what candle-transformers' `quantized_llama`
+    /// computes, which the tests use as a reference).
+    AsStored,
+    /// Requantize every 2-D matmul weight to Q8_0 (candle's kernels).
+    Q8_0,
+    /// Requantize every 2-D matmul weight to Q4_0 (candle's kernels).
+    Q4_0,
+    /// Dequantize every matmul weight to f32: exact arithmetic (a reference for tests), at
+    /// 4x the memory of 8-bit weights and a third of their decode speed.
     F32,
     /// Dequantize every matmul weight to f16 (2x the memory of Q8_0, read by a dense f16
-    /// GEMM, which shares each weight read across all rows of a batch).
+    /// GEMM).
     F16,
+}
+
+impl WeightFormat {
+    /// Whether a weight in this format goes to the 8-bit kernel.
+    fn uses_int8(self, t: &QTensor) -> bool {
+        self == Self::Int8 && Int8Matrix::supports(t)
+    }
 }
 
 /// Hyper-parameters read from GGUF metadata.
@@ -189,7 +202,7 @@ pub struct Model {
 
 fn requant(t: QTensor, fmt: WeightFormat) -> Result<QTensor> {
     let target = match fmt {
-        WeightFormat::AsStored | WeightFormat::F16 => return Ok(t),
+        WeightFormat::AsStored | WeightFormat::F16 | WeightFormat::Int8 => return Ok(t),
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
         WeightFormat::Q4_0 => GgmlDType::Q4_0,
         WeightFormat::F32 => GgmlDType::F32,
@@ -206,6 +219,9 @@ fn requant(t: QTensor, fmt: WeightFormat) -> Result<QTensor> {
 
 /// The matmul for one weight in the chosen format.
 fn to_matmul(t: QTensor, fmt: WeightFormat) -> Result<Linear> {
+    if fmt.uses_int8(&t) {
+        return Ok(Linear::Int8(Int8Matrix::from_qtensor(&t)?));
+    }
     if fmt == WeightFormat::F16 && t.rank() == 2 {
         return Ok(Linear::quant(QMatMul::TensorF16(
             t.dequantize_f16(&Device::Cpu)?,
@@ -235,6 +251,8 @@ impl Model {
             to_matmul(requant(get("output.weight")?, fmt)?, fmt)?
         } else if fmt == WeightFormat::F16 {
             Linear::quant(QMatMul::TensorF16(embd_q.dequantize_f16(&dev)?))
+        } else if fmt.uses_int8(&embd_q) {
+            Linear::Int8(Int8Matrix::from_qtensor(&embd_q)?)
         } else {
             // Tied embeddings: the output projection reads the same quantized matrix.
             Linear::quant(QMatMul::from_arc(embd_q.clone())?)
@@ -494,6 +512,16 @@ impl Proj {
         let rows_of = |ts: &[QTensor]| -> Result<Vec<usize>> {
             ts.iter().map(|t| Ok(t.shape().dims2()?.0)).collect()
         };
+        if ts.iter().all(|t| fmt.uses_int8(t)) {
+            let parts = ts
+                .iter()
+                .map(Int8Matrix::from_qtensor)
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Self::Fused(
+                Linear::Int8(Int8Matrix::concat(&parts)?),
+                rows_of(&ts)?,
+            ));
+        }
         if let Some(fused) = Linear::fuse_dense(&ts)? {
             return Ok(Self::Fused(fused, rows_of(&ts)?));
         }
