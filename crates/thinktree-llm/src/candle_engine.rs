@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::chat::ChatMessage;
 use crate::chat_template::ChatTemplate;
@@ -275,10 +276,28 @@ impl Engine for CandleEngine {
         loop {
             let mut keep = Vec::with_capacity(active.len());
             let mut feed = Vec::with_capacity(active.len());
-            for (j, &r) in active.iter().enumerate() {
+            // Each row draws from its own generator, so rows sample in parallel (a
+            // vocabulary-wide softmax per row is a real share of a batched step).
+            let drawn: Vec<(u32, f32)> = {
+                let mut live: Vec<&mut Row> = rows
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| active.binary_search(i).is_ok())
+                    .map(|(_, row)| row)
+                    .collect();
+                let draw = |(j, row): (usize, &mut &mut Row)| {
+                    let logits = step_logits.get(j).map_or(base.as_slice(), Vec::as_slice);
+                    sample_token(logits, params, &mut row.rng)
+                };
+                if live.len() > 1 {
+                    live.par_iter_mut().enumerate().map(draw).collect()
+                } else {
+                    live.iter_mut().enumerate().map(draw).collect()
+                }
+            };
+            for (j, (&r, &(tok, lp))) in active.iter().zip(&drawn).enumerate() {
                 let logits: &[f32] = step_logits.get(j).map_or(base.as_slice(), Vec::as_slice);
                 let row = &mut rows[r];
-                let (tok, lp) = sample_token(logits, params, &mut row.rng);
                 if eos.contains(&tok) {
                     row.finish = Some(FinishReason::Eos);
                     row.logits = Some(logits.to_vec());

@@ -229,12 +229,17 @@ impl Int8Matrix {
                     row_times(wq, wd, wm, &acts, out);
                 }
             });
-        let mut out = vec![0f32; n * self.rows];
-        for (o, vals) in out_t.chunks_exact(n).enumerate() {
-            for (r, &v) in vals.iter().enumerate() {
-                out[r * self.rows + o] = v;
-            }
+        if n == 1 {
+            return Ok(out_t);
         }
+        let mut out = vec![0f32; n * self.rows];
+        out.par_chunks_mut(self.rows)
+            .enumerate()
+            .for_each(|(r, dst)| {
+                for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(n)) {
+                    *d = vals[r];
+                }
+            });
         Ok(out)
     }
 }

@@ -48,6 +48,7 @@ pub mod answer;
 pub mod candle_engine;
 pub mod chat;
 pub mod chat_template;
+mod decode_attn;
 pub mod engine;
 pub mod error;
 mod int8;

@@ -14,6 +14,7 @@ use std::io::{Read, Seek};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 
+use crate::decode_attn;
 use crate::int8::Int8Matrix;
 use crate::linear::Linear;
 use candle_core::{D, DType, Device, Tensor};
@@ -198,6 +199,9 @@ pub struct Model {
     output: Linear,
     cos: Tensor,
     sin: Tensor,
+    /// The same tables as flat vectors (`context x head_dim / 2`) for decode steps.
+    cos_v: Vec<f32>,
+    sin_v: Vec<f32>,
 }
 
 fn requant(t: QTensor, fmt: WeightFormat) -> Result<QTensor> {
@@ -287,6 +291,8 @@ impl Model {
             });
         }
         let (cos, sin) = rope_tables(&cfg)?;
+        let cos_v = cos.flatten_all()?.to_vec1::<f32>()?;
+        let sin_v = sin.flatten_all()?.to_vec1::<f32>()?;
         Ok(Self {
             embed: QMatMul::QTensor(embd_q),
             cfg,
@@ -295,6 +301,8 @@ impl Model {
             output,
             cos,
             sin,
+            cos_v,
+            sin_v,
         })
     }
 
@@ -375,6 +383,7 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
             let ctx = Attn {
+                pos,
                 prefix: prefix.and_then(|p| p.get(i)),
                 suffix: suffix.and_then(|s| s.get(i)),
                 cos: &cos,
@@ -399,6 +408,9 @@ impl Model {
 
     fn attention(&self, layer: &Layer, h: &Tensor, ctx: &Attn<'_>) -> Result<(Tensor, LayerKv)> {
         let (rows, t, _) = h.dims3()?;
+        if t == 1 {
+            return self.decode_attention(layer, h, ctx);
+        }
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
         let group = nh / nkv;
         let mut qkv = layer.qkv.forward(h)?.into_iter();
@@ -491,6 +503,83 @@ impl Model {
     }
 }
 
+impl Model {
+    /// [`Model::attention`] for one new token per row, in plain loops
+    /// ([`crate::decode_attn`]).
+    fn decode_attention(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        ctx: &Attn<'_>,
+    ) -> Result<(Tensor, LayerKv)> {
+        let rows = h.dim(0)?;
+        let d = decode_attn::Dims {
+            rows,
+            n_head: self.cfg.n_head,
+            n_kv_head: self.cfg.n_kv_head,
+            head_dim: self.cfg.head_dim,
+        };
+        let mut parts = layer.qkv.forward(h)?.into_iter();
+        let (Some(q), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::UnsupportedModel("q/k/v projection split".into()));
+        };
+        let flat = |t: Tensor, bias: Option<&Tensor>| -> Result<Vec<f32>> {
+            let t = match bias {
+                Some(b) => t.broadcast_add(b)?,
+                None => t,
+            };
+            Ok(t.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let b = layer.bias_qkv.as_ref();
+        let (mut q, mut k, v) = (
+            flat(q, b.map(|b| &b.0))?,
+            flat(k, b.map(|b| &b.1))?,
+            flat(v, b.map(|b| &b.2))?,
+        );
+        let half = d.head_dim / 2;
+        let pos = ctx.pos;
+        let (cos, sin) = (
+            &self.cos_v[pos * half..(pos + 1) * half],
+            &self.sin_v[pos * half..(pos + 1) * half],
+        );
+        decode_attn::rope_in_place(&mut q, d.head_dim, cos, sin, self.cfg.rope_neox);
+        decode_attn::rope_in_place(&mut k, d.head_dim, cos, sin, self.cfg.rope_neox);
+        let s = match ctx.suffix {
+            Some((sk, _)) => sk.dim(2)?,
+            None => 0,
+        };
+        let (own_k, own_v) = match ctx.suffix {
+            Some((sk, sv)) => (
+                decode_attn::with_f32(sk, |x| decode_attn::append_own(Some(x), s, &k, d))?,
+                decode_attn::with_f32(sv, |x| decode_attn::append_own(Some(x), s, &v, d))?,
+            ),
+            None => (
+                decode_attn::append_own(None, 0, &k, d),
+                decode_attn::append_own(None, 0, &v, d),
+            ),
+        };
+        let y = match ctx.prefix {
+            Some((pk, pv)) => {
+                let p = pk.dim(1)?;
+                decode_attn::with_f32(pk, |pk| {
+                    decode_attn::with_f32(pv, |pv| {
+                        decode_attn::attend(&q, Some((pk, pv)), p, (&own_k, &own_v), s + 1, d)
+                    })
+                })??
+            }
+            None => decode_attn::attend(&q, None, 0, (&own_k, &own_v), s + 1, d),
+        };
+        let y = Tensor::from_vec(y, (rows, 1, d.n_head * d.head_dim), &Device::Cpu)?;
+        Ok((
+            layer.wo.forward(&y)?,
+            (
+                decode_attn::own_tensor(own_k, d, s + 1)?,
+                decode_attn::own_tensor(own_v, d, s + 1)?,
+            ),
+        ))
+    }
+}
+
 /// Projections that read the same input. Rows of quantized matrices are independent
 /// blocks, so matrices of one storage type stack into a single matrix: one matmul (one
 /// activation quantization, one thread dispatch) instead of several, then split.
@@ -576,6 +665,8 @@ impl Proj {
 }
 
 struct Attn<'a> {
+    /// Position of the first new token.
+    pos: usize,
     prefix: Option<&'a LayerKv>,
     suffix: Option<&'a LayerKv>,
     cos: &'a Tensor,

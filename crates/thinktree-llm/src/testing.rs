@@ -110,6 +110,8 @@ pub struct TinyModelConfig {
     pub untied_output: bool,
     /// Seed of the random weights.
     pub seed: u64,
+    /// Write a qwen2 model (rotary over halves, q/k/v biases) instead of a llama one.
+    pub qwen2: bool,
 }
 
 impl Default for TinyModelConfig {
@@ -124,6 +126,7 @@ impl Default for TinyModelConfig {
             dtype: GgmlDType::Q8_0,
             untied_output: false,
             seed: 42,
+            qwen2: false,
         }
     }
 }
@@ -193,6 +196,14 @@ pub fn write_tiny_llama_gguf(path: &Path, cfg: &TinyModelConfig) -> Result<()> {
             format!("{p}.attn_v.weight"),
             random_tensor(&mut rng, kv_dim, d, sd, cfg.dtype)?,
         ));
+        if cfg.qwen2 {
+            for (name, n) in [("attn_q", d), ("attn_k", kv_dim), ("attn_v", kv_dim)] {
+                let b = random_tensor(&mut rng, 1, n, 0.5, GgmlDType::F32)?;
+                let b =
+                    QTensor::quantize(&b.dequantize(&Device::Cpu)?.squeeze(0)?, GgmlDType::F32)?;
+                tensors.push((format!("{p}.{name}.bias"), b));
+            }
+        }
         tensors.push((
             format!("{p}.attn_output.weight"),
             random_tensor(&mut rng, d, d, sd, cfg.dtype)?,
@@ -222,19 +233,26 @@ pub fn write_tiny_llama_gguf(path: &Path, cfg: &TinyModelConfig) -> Result<()> {
 
     let s = |x: &str| Value::String(x.to_string());
     let u = |x: usize| Value::U32(x as u32);
-    let metadata: Vec<(&str, Value)> = vec![
-        ("general.architecture", s("llama")),
-        ("general.name", s("tiny-random-llama")),
-        ("llama.block_count", u(cfg.n_layer)),
-        ("llama.context_length", u(cfg.context_length)),
-        ("llama.embedding_length", u(d)),
-        ("llama.feed_forward_length", u(f)),
-        ("llama.attention.head_count", u(cfg.n_head)),
-        ("llama.attention.head_count_kv", u(cfg.n_kv_head)),
-        ("llama.rope.freq_base", Value::F32(10_000.0)),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-        ("llama.vocab_size", u(v)),
-        ("llama.rope.dimension_count", u(head_dim)),
+    let arch = if cfg.qwen2 { "qwen2" } else { "llama" };
+    let mut metadata: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), s(arch)),
+        ("general.name".into(), s(&format!("tiny-random-{arch}"))),
+    ];
+    for (key, value) in [
+        ("block_count", u(cfg.n_layer)),
+        ("context_length", u(cfg.context_length)),
+        ("embedding_length", u(d)),
+        ("feed_forward_length", u(f)),
+        ("attention.head_count", u(cfg.n_head)),
+        ("attention.head_count_kv", u(cfg.n_kv_head)),
+        ("rope.freq_base", Value::F32(10_000.0)),
+        ("attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("vocab_size", u(v)),
+        ("rope.dimension_count", u(head_dim)),
+    ] {
+        metadata.push((format!("{arch}.{key}"), value));
+    }
+    let tokenizer_md: Vec<(&str, Value)> = vec![
         ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
         ("tokenizer.ggml.model", s("gpt2")),
@@ -257,7 +275,8 @@ pub fn write_tiny_llama_gguf(path: &Path, cfg: &TinyModelConfig) -> Result<()> {
         ("tokenizer.ggml.padding_token_id", Value::U32(2)),
         ("tokenizer.chat_template", s(SMOLLM2_CHAT_TEMPLATE)),
     ];
-    let md_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    metadata.extend(tokenizer_md.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let md_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     let io = |source| Error::Io {
         path: path.to_owned(),

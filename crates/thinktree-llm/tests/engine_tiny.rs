@@ -482,3 +482,42 @@ fn int8_batch_equals_sequential() {
         "batched vs sequential logprob differ by {worst}"
     );
 }
+
+/// qwen2 layout (rotary over halves, q/k/v biases): decoding token by token from a forked
+/// context (the decode-step attention) gives the logits of one fresh prefill.
+#[test]
+fn qwen2_decode_steps_equal_prefill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TinyModelConfig {
+        qwen2: true,
+        ..exact()
+    };
+    let e = engine(&dir, &cfg);
+    assert_eq!(e.model().config().arch, "qwen2");
+    let ids = prompt_ids(&e);
+    let (full, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+    let (mut cur, _) = e.extend_tokens(&e.root(), &ids[..ids.len() - 3]).unwrap();
+    for &t in &ids[ids.len() - 3..] {
+        cur = e.extend_tokens(&cur, &[t]).unwrap().0;
+    }
+    let d = max_abs_diff(
+        &e.next_logits(&full).unwrap().0,
+        &e.next_logits(&cur).unwrap().0,
+    );
+    assert!(d < 1e-3, "token-by-token vs prefill: {d}");
+    // Batched siblings agree with the same tokens fed one at a time.
+    let p = SampleParams {
+        seed: 2,
+        stop: StopCondition::tokens(4),
+        ..SampleParams::default()
+    };
+    let (conts, _) = e.sample(&full, 3, &p).unwrap();
+    for c in &conts {
+        let mut s = full.clone();
+        for (t, lp) in c.tokens.iter().zip(&c.logprobs) {
+            let seq = e.next_token_logprobs(&s, &[*t]).unwrap().0[0];
+            assert!((seq - lp).abs() < 1e-3, "{seq} vs {lp}");
+            s = e.extend_tokens(&s, &[*t]).unwrap().0;
+        }
+    }
+}
