@@ -56,9 +56,48 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
+    /// Every format with the name [`std::str::FromStr`] accepts.
+    pub const ALL: [(&'static str, Self); 6] = [
+        ("int8", Self::Int8),
+        ("as-stored", Self::AsStored),
+        ("q8_0", Self::Q8_0),
+        ("q4_0", Self::Q4_0),
+        ("f32", Self::F32),
+        ("f16", Self::F16),
+    ];
+
     /// Whether a weight in this format goes to the 8-bit kernel.
     fn uses_int8(self, t: &QTensor) -> bool {
         self == Self::Int8 && Int8Matrix::supports(t)
+    }
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = Error;
+
+    /// Parses `int8`, `as-stored`, `q8_0`, `q4_0`, `f32` or `f16`.
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|&(_, f)| f)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                Error::InvalidConfig(format!(
+                    "unknown weight format `{s}` (expected one of: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::ALL
+            .iter()
+            .find(|(_, w)| w == self)
+            .map_or("?", |(n, _)| n);
+        f.write_str(name)
     }
 }
 

@@ -521,3 +521,16 @@ fn qwen2_decode_steps_equal_prefill() {
         }
     }
 }
+
+#[test]
+fn weight_format_names_round_trip() {
+    for (name, fmt) in WeightFormat::ALL {
+        assert_eq!(name.parse::<WeightFormat>().unwrap(), fmt);
+        assert_eq!(fmt.to_string(), name);
+    }
+    assert_eq!("INT8".parse::<WeightFormat>().unwrap(), WeightFormat::Int8);
+    assert_eq!(WeightFormat::default(), WeightFormat::Int8);
+    let err = "q3".parse::<WeightFormat>().unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(err.to_string().contains("int8"), "{err}");
+}

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use thinktree_llm::model::WeightFormat;
 use thinktree_llm::reason::{Method, ScorerSpec};
 
 /// Evaluate thinktree's reasoning methods on GSM8K-style math word problems.
@@ -60,6 +61,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 
+    /// In-memory weight format of the in-process model: int8 (thinktree's 8-bit kernel,
+    /// the fastest), f32 (exact arithmetic, 4x the memory), as-stored (candle's kernels on
+    /// the GGUF's own quantization), q8_0, q4_0, f16.
+    #[arg(long, default_value = "int8", value_parser = parse_weights)]
+    pub weights: WeightFormat,
+
     /// Run the model on OpenAI-compatible servers instead of in process: comma-separated
     /// base URLs (vLLM, SGLang, llama.cpp server, llama-cpp-python), e.g.
     /// http://127.0.0.1:8080,http://10.0.0.2:8000. Requests spread over all of them. The
@@ -111,4 +118,8 @@ impl Args {
         }
         out
     }
+}
+
+fn parse_weights(s: &str) -> Result<WeightFormat, String> {
+    s.parse().map_err(|e: thinktree_llm::Error| e.to_string())
 }

@@ -551,7 +551,7 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     if !args.quiet {
         eprintln!("loading {} ...", model_path.display());
     }
-    let engine = CandleEngine::load(&model_path, EngineOptions::default())?;
+    let engine = CandleEngine::load(&model_path, EngineOptions::default().weights(args.weights))?;
     run_with(&engine, configs, &methods, &problems, args)
 }
 
