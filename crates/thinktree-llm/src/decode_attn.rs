@@ -23,21 +23,43 @@ pub(crate) struct Dims {
     pub head_dim: usize,
 }
 
+/// A read lock on a contiguous CPU f32 tensor's storage, to read it in place.
+pub(crate) struct F32View<'a> {
+    // candle's lock guard, whatever its type: only dereferenced.
+    storage: Box<dyn std::ops::Deref<Target = Storage> + 'a>,
+    range: (usize, usize),
+}
+
+impl<'a> F32View<'a> {
+    /// Locks `t`'s storage; `t` must be contiguous.
+    pub(crate) fn new(t: &'a Tensor) -> Result<Self> {
+        let (storage, layout) = t.storage_and_layout();
+        let range = layout
+            .contiguous_offsets()
+            .ok_or_else(|| Error::KvCache("cached keys are not contiguous".into()))?;
+        Ok(Self {
+            storage: Box::new(storage),
+            range,
+        })
+    }
+
+    /// The values.
+    pub(crate) fn slice(&self) -> Result<&[f32]> {
+        let Storage::Cpu(cpu) = &**self.storage else {
+            return Err(Error::InvalidConfig(
+                "decode attention runs on the CPU".into(),
+            ));
+        };
+        Ok(&cpu.as_slice::<f32>()?[self.range.0..self.range.1])
+    }
+}
+
 /// Runs `f` on the f32 contents of a tensor (made contiguous first; a contiguous tensor
 /// is read in place).
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Err(Error::InvalidConfig(
-            "decode attention runs on the CPU".into(),
-        ));
-    };
-    let data = cpu.as_slice::<f32>()?;
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| Error::KvCache("cached keys are not contiguous".into()))?;
-    Ok(f(&data[start..end]))
+    let view = F32View::new(&t)?;
+    Ok(f(view.slice()?))
 }
 
 /// Rotates every head of `x` (`heads * head_dim` values per row) for one position, with
@@ -78,13 +100,13 @@ pub(crate) fn append_own(suffix: Option<&[f32]>, s: usize, new: &[f32], d: Dims)
     out
 }
 
-/// One query per (row, head) against the shared prefix keys `(kv_heads, p, head_dim)`
-/// and the row's own keys `(rows, kv_heads, s1, head_dim)`; returns `(rows, n_head *
-/// head_dim)`. `q` is `(rows, n_head * head_dim)`, already rotated.
+/// One query per (row, head) against the row's prefix keys `(kv_heads, p_r, head_dim)`
+/// (`prefixes[r]`, shared by rows continuing the same context) and the row's own keys
+/// `(rows, kv_heads, s1, head_dim)`; returns `(rows, n_head * head_dim)`. `q` is `(rows,
+/// n_head * head_dim)`, already rotated.
 pub(crate) fn attend(
     q: &[f32],
-    prefix: Option<(&[f32], &[f32])>,
-    p: usize,
+    prefixes: &[Option<(&[f32], &[f32])>],
     own: (&[f32], &[f32]),
     s1: usize,
     d: Dims,
@@ -100,10 +122,12 @@ pub(crate) fn attend(
         let own_at = (r * d.n_kv_head + g) * s1 * hd;
         let own_k = &own.0[own_at..own_at + s1 * hd];
         let own_v = &own.1[own_at..own_at + s1 * hd];
-        let pre = prefix.map(|(k, v)| {
+        let pre = prefixes.get(r).copied().flatten().map(|(k, v)| {
+            let p = k.len() / (d.n_kv_head * hd);
             let at = g * p * hd;
             (&k[at..at + p * hd], &v[at..at + p * hd])
         });
+        let p = pre.map_or(0, |(k, _)| k.len() / hd);
         let mut w: Vec<f32> = Vec::with_capacity(p + s1);
         if let Some((pk, _)) = pre {
             w.extend(pk.chunks_exact(hd).map(|k| dot(&qh, k)));
@@ -128,7 +152,11 @@ pub(crate) fn attend(
         }
     };
     // Below a few thousand keys in all, a thread hand-off costs more than the work.
-    if d.rows * d.n_head * (p + s1) >= 4096 {
+    let keys: usize = prefixes
+        .iter()
+        .map(|p| p.map_or(0, |(k, _)| k.len() / (d.n_kv_head * hd)) + s1)
+        .sum();
+    if d.n_head * keys >= 4096 {
         out.par_chunks_mut(hd).enumerate().for_each(one);
     } else {
         out.chunks_mut(hd).enumerate().for_each(one);

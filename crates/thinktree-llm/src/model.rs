@@ -431,14 +431,7 @@ impl Model {
             };
             let (a, kv) = self.attention(layer, &h, &ctx)?;
             new_kv.push(kv);
-            x = (x + a)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.cfg.rms_eps)?;
-            let gu = layer.gate_up.forward(&h)?;
-            let (Some(g), Some(u)) = (gu.first(), gu.get(1)) else {
-                return Err(Error::UnsupportedModel("gate/up projection split".into()));
-            };
-            let g = candle_nn::ops::silu(g)?;
-            x = (x + layer.w_down.forward(&(g * u)?)?)?;
+            x = self.mlp(layer, (x + a)?)?;
         }
         let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
@@ -544,12 +537,28 @@ impl Model {
 
 impl Model {
     /// [`Model::attention`] for one new token per row, in plain loops
-    /// ([`crate::decode_attn`]).
+    /// ([`crate::decode_attn`]); every row at the same position on the same prefix.
     fn decode_attention(
         &self,
         layer: &Layer,
         h: &Tensor,
         ctx: &Attn<'_>,
+    ) -> Result<(Tensor, LayerKv)> {
+        let rows = h.dim(0)?;
+        let prefixes = vec![ctx.prefix; rows];
+        let positions = vec![ctx.pos; rows];
+        self.row_attention(layer, h, &prefixes, ctx.suffix, &positions)
+    }
+
+    /// Decode-step attention where each row has its own prefix and position (rows of
+    /// different search nodes in one batch); the rows' own keys all have the same length.
+    fn row_attention(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        prefixes: &[Option<&LayerKv>],
+        suffix: Option<&LayerKv>,
+        positions: &[usize],
     ) -> Result<(Tensor, LayerKv)> {
         let rows = h.dim(0)?;
         let d = decode_attn::Dims {
@@ -576,18 +585,20 @@ impl Model {
             flat(v, b.map(|b| &b.2))?,
         );
         let half = d.head_dim / 2;
-        let pos = ctx.pos;
-        let (cos, sin) = (
-            &self.cos_v[pos * half..(pos + 1) * half],
-            &self.sin_v[pos * half..(pos + 1) * half],
-        );
-        decode_attn::rope_in_place(&mut q, d.head_dim, cos, sin, self.cfg.rope_neox);
-        decode_attn::rope_in_place(&mut k, d.head_dim, cos, sin, self.cfg.rope_neox);
-        let s = match ctx.suffix {
+        let (qw, kw) = (d.n_head * d.head_dim, d.n_kv_head * d.head_dim);
+        for ((qr, kr), &pos) in q.chunks_mut(qw).zip(k.chunks_mut(kw)).zip(positions) {
+            let (cos, sin) = (
+                &self.cos_v[pos * half..(pos + 1) * half],
+                &self.sin_v[pos * half..(pos + 1) * half],
+            );
+            decode_attn::rope_in_place(qr, d.head_dim, cos, sin, self.cfg.rope_neox);
+            decode_attn::rope_in_place(kr, d.head_dim, cos, sin, self.cfg.rope_neox);
+        }
+        let s = match suffix {
             Some((sk, _)) => sk.dim(2)?,
             None => 0,
         };
-        let (own_k, own_v) = match ctx.suffix {
+        let (own_k, own_v) = match suffix {
             Some((sk, sv)) => (
                 decode_attn::with_f32(sk, |x| decode_attn::append_own(Some(x), s, &k, d))?,
                 decode_attn::with_f32(sv, |x| decode_attn::append_own(Some(x), s, &v, d))?,
@@ -597,17 +608,36 @@ impl Model {
                 decode_attn::append_own(None, 0, &v, d),
             ),
         };
-        let y = match ctx.prefix {
-            Some((pk, pv)) => {
-                let p = pk.dim(1)?;
-                decode_attn::with_f32(pk, |pk| {
-                    decode_attn::with_f32(pv, |pv| {
-                        decode_attn::attend(&q, Some((pk, pv)), p, (&own_k, &own_v), s + 1, d)
-                    })
-                })??
-            }
-            None => decode_attn::attend(&q, None, 0, (&own_k, &own_v), s + 1, d),
-        };
+        // Each distinct prefix is made contiguous once and read in place by all its rows.
+        let mut distinct: Vec<(&LayerKv, Tensor, Tensor)> = Vec::new();
+        let mut which: Vec<Option<usize>> = Vec::with_capacity(rows);
+        for p in prefixes {
+            which.push(match p {
+                None => None,
+                Some(kv) => Some(
+                    match distinct.iter().position(|(x, _, _)| std::ptr::eq(*x, *kv)) {
+                        Some(i) => i,
+                        None => {
+                            distinct.push((kv, kv.0.contiguous()?, kv.1.contiguous()?));
+                            distinct.len() - 1
+                        }
+                    },
+                ),
+            });
+        }
+        let guards = distinct
+            .iter()
+            .map(|(_, k, v)| Ok((decode_attn::F32View::new(k)?, decode_attn::F32View::new(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let views = guards
+            .iter()
+            .map(|(k, v)| Ok((k.slice()?, v.slice()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let row_prefix: Vec<Option<(&[f32], &[f32])>> = which
+            .iter()
+            .map(|w| w.and_then(|i| views.get(i).copied()))
+            .collect();
+        let y = decode_attn::attend(&q, &row_prefix, (&own_k, &own_v), s + 1, d);
         let y = Tensor::from_vec(y, (rows, 1, d.n_head * d.head_dim), &Device::Cpu)?;
         Ok((
             layer.wo.forward(&y)?,
@@ -616,6 +646,82 @@ impl Model {
                 decode_attn::own_tensor(own_v, d, s + 1)?,
             ),
         ))
+    }
+
+    /// One decode step for rows of **different** contexts: row `r` feeds `tokens[r]` at
+    /// position `positions[r]` on top of `prefixes[r]` (per-layer `(kv_heads, P_r,
+    /// head_dim)`, shared by every row that continues the same context) and the rows' own
+    /// keys/values `suffix` (per layer `(rows, kv_heads, S, head_dim)`, the same `S` for
+    /// every row), so `P_r + S` must equal `positions[r]`. Returns the rows' logits `(rows,
+    /// vocab)` and their own keys/values extended by the new token.
+    pub fn forward_rows(
+        &self,
+        tokens: &[u32],
+        prefixes: &[Option<&[LayerKv]>],
+        suffix: Option<&[LayerKv]>,
+        positions: &[usize],
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
+        let rows = tokens.len();
+        if rows == 0 || prefixes.len() != rows || positions.len() != rows {
+            return Err(Error::InvalidConfig(
+                "forward_rows needs one prefix and one position per token".into(),
+            ));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab) {
+            return Err(Error::InvalidConfig(format!(
+                "token id {bad} outside vocabulary of {}",
+                self.cfg.vocab
+            )));
+        }
+        let s_len = suffix
+            .and_then(|s| s.first())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+        for (p, &pos) in prefixes.iter().zip(positions) {
+            if pos + 1 > self.cfg.context_length {
+                return Err(Error::ContextOverflow {
+                    len: pos + 1,
+                    max: self.cfg.context_length,
+                });
+            }
+            let p_len = p
+                .and_then(|p| p.first())
+                .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
+            if p_len + s_len != pos {
+                return Err(Error::KvCache(format!(
+                    "position {pos} != prefix {p_len} + suffix {s_len}"
+                )));
+            }
+        }
+        let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
+        let mut x = self.embed.embedding(&ids)?;
+        let mut new_kv = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
+            let layer_prefix: Vec<Option<&LayerKv>> =
+                prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect();
+            let (a, kv) = self.row_attention(
+                layer,
+                &h,
+                &layer_prefix,
+                suffix.and_then(|s| s.get(i)),
+                positions,
+            )?;
+            new_kv.push(kv);
+            x = self.mlp(layer, (x + a)?)?;
+        }
+        let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
+        Ok((self.output.forward(&last)?, new_kv))
+    }
+
+    /// The residual MLP block: `x + down(silu(gate(norm x)) * up(norm x))`.
+    fn mlp(&self, layer: &Layer, x: Tensor) -> Result<Tensor> {
+        let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.cfg.rms_eps)?;
+        let gu = layer.gate_up.forward(&h)?;
+        let (Some(g), Some(u)) = (gu.first(), gu.get(1)) else {
+            return Err(Error::UnsupportedModel("gate/up projection split".into()));
+        };
+        let g = candle_nn::ops::silu(g)?;
+        Ok((x + layer.w_down.forward(&(g * u)?)?)?)
     }
 }
 

@@ -534,3 +534,49 @@ fn weight_format_names_round_trip() {
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
     assert!(err.to_string().contains("int8"), "{err}");
 }
+
+/// `sample_many` decodes the rows of different states in one batch (each row attends to
+/// its own prefix, at its own position) and returns what sampling each state on its own
+/// with seed `seed + i` returns.
+#[test]
+fn sample_many_batches_different_states_like_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for fmt in [WeightFormat::AsStored, WeightFormat::Int8] {
+        let e = tiny_engine(dir.path(), &exact(), EngineOptions::default().weights(fmt)).unwrap();
+        let ids = prompt_ids(&e);
+        let (a, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+        let (b, _) = e.extend_tokens(&a, &ids[..5]).unwrap();
+        let (c, _) = e.extend_tokens(&e.root(), &ids[3..]).unwrap();
+        let p = SampleParams {
+            seed: 11,
+            stop: StopCondition::tokens(5),
+            ..SampleParams::default()
+        };
+        let requests = [(&a, 3usize), (&b, 0), (&c, 2), (&a, 1)];
+        let (many, usage) = e.sample_many(&requests, &p).unwrap();
+        assert_eq!(many.iter().map(Vec::len).collect::<Vec<_>>(), [3, 0, 2, 1]);
+        let mut generated = 0;
+        for (i, ((state, n), got)) in requests.iter().zip(&many).enumerate() {
+            let alone = SampleParams {
+                seed: p.seed + i as u64,
+                ..p.clone()
+            };
+            let (want, _) = e.sample(state, *n, &alone).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.tokens, w.tokens, "{fmt:?} request {i}");
+                assert!(
+                    max_abs_diff(&g.logprobs, &w.logprobs) < 1e-4,
+                    "{fmt:?} request {i}"
+                );
+                // The child state continues like the one sampled alone.
+                let d = max_abs_diff(
+                    &e.next_logits(&g.state).unwrap().0,
+                    &e.next_logits(&w.state).unwrap().0,
+                );
+                assert!(d < 1e-3, "{fmt:?} request {i}: child logits differ by {d}");
+                generated += g.tokens.len() as u64;
+            }
+        }
+        assert_eq!(usage.generated_tokens, generated);
+    }
+}
