@@ -4,60 +4,82 @@
 //! candle's quantized matmul computes each (activation row, weight row) dot product on its
 //! own, so a batch of `b` rows streams every weight `b` times: decoding 8 siblings
 //! together was no faster per token than decoding them one by one, and Q4_1 has no SIMD
-//! kernel there at all. Here a weight block is loaded and widened once, then multiplied
-//! into every activation row while it sits in registers.
+//! kernel there at all. Here the weights are walked in panels of 8 output rows: a panel
+//! (a few KiB) stays in L1 while every activation row is multiplied into it, so a batch
+//! reads each weight from memory once.
 //!
-//! The arithmetic of one output never depends on how many rows came with it (each row has
-//! its own accumulators, summed in a fixed order), so a batch gives **bit-identical**
-//! results to the same rows computed one at a time, and a search does not change its
-//! answers with the number of siblings it expands together.
+//! The arithmetic of one output never depends on how many rows came with it: each block's
+//! integer dot product is exact, and it is scaled and accumulated with one fused
+//! multiply-add per block in block order, so a batch gives **bit-identical** products to
+//! the same rows computed one at a time.
 //!
 //! Format: 32-wide blocks along the input dimension, one signed byte per weight, an f32
 //! scale per block and, for formats with an offset (Q4_1), an f32 minimum: `w = d*q + m`.
 //! GGUF's Q8_0, Q4_0 and Q4_1 load with their exact values (4-bit values unpacked to a
 //! byte each: 1.6x the memory of Q4_1, and no nibble shuffling in the inner loop); any
 //! other format is dequantized and requantized to 8 bits. Activations are quantized per
-//! block to 8-bit values with an f32 scale, as llama.cpp does for these formats, and kept
-//! as `i16` so the inner loop is a multiply-add of 16-bit pairs (one `vpmaddwd` per
-//! block on AVX2/AVX-512), written in safe Rust for the compiler to vectorize.
+//! block to 8-bit values with an f32 scale, as llama.cpp does for these formats.
+//!
+//! The inner loop (AVX2, through the `safe_arch` crate: the workspace forbids `unsafe`)
+//! multiplies unsigned by signed bytes (`vpmaddubsw`; signed weights lend their sign to the
+//! activation), sums to 32-bit lanes, reduces the 8 weight rows of a panel to one vector
+//! with horizontal adds, and scales all 8 outputs with one FMA per block. Machines without
+//! AVX2 run a scalar loop with the same arithmetic (bit-identical; a test compares them).
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 use rayon::prelude::*;
-use wide::{f32x16, i8x32, i16x32};
 
 use crate::error::{Error, Result};
 
 /// Weights per block along the input dimension.
 pub(crate) const BLOCK: usize = 32;
-/// Output features one rayon task computes: enough work to pay for the task, small
-/// enough that two threads share a 192-row projection evenly.
-const TASK_ROWS: usize = 32;
 
-/// A weight matrix (`rows` outputs x `cols` inputs) in 8-bit blocks.
+/// Output rows per panel: one 8-lane f32 vector of outputs.
+const PANEL: usize = 8;
+/// Panels one rayon task computes: enough work to pay for the task, small enough that
+/// two threads share a 192-row projection evenly.
+const TASK_PANELS: usize = 4;
+
+/// A weight matrix (`rows` outputs x `cols` inputs) in 8-bit blocks, row-major: the form
+/// weights are loaded and stacked in.
 #[derive(Debug, Clone)]
-pub(crate) struct Int8Matrix {
+pub(crate) struct Int8Rows {
     rows: usize,
     cols: usize,
     /// `rows * cols` quantized values, row-major.
     q: Vec<i8>,
-    /// One scale per block, `rows * cols / BLOCK`.
+    /// One scale per block, `rows * cols / BLOCK`, row-major.
     d: Vec<f32>,
     /// One minimum per block (Q4_1-style offsets), or none.
     m: Option<Vec<f32>>,
 }
 
+/// The multiply-ready form: rows padded to whole panels, per-block scales (and minimums)
+/// stored panel by panel so the 8 outputs of a panel read theirs as one vector.
+#[derive(Debug, Clone)]
+pub(crate) struct Int8Matrix {
+    rows: usize,
+    cols: usize,
+    q: Vec<i8>,
+    /// `[panel][block][PANEL]`.
+    d: Vec<f32>,
+    m: Option<Vec<f32>>,
+    /// Every value is >= 0 (unpacked Q4_1): the unsigned-by-signed multiply takes the
+    /// weights as they are.
+    nonneg: bool,
+}
+
 /// Activations quantized per block.
 struct QuantRows {
-    cols: usize,
-    q: Vec<i16>,
+    q: Vec<i8>,
     d: Vec<f32>,
     /// Per block, the sum of the dequantized values (for the `m` term).
     sum: Vec<f32>,
 }
 
-impl Int8Matrix {
+impl Int8Rows {
     /// Whether a weight of this shape can be stored (the input width must be a whole
     /// number of blocks).
     pub(crate) fn supports(t: &QTensor) -> bool {
@@ -91,7 +113,6 @@ impl Int8Matrix {
             }
         }
     }
-
     fn from_ggml_blocks(
         dtype: GgmlDType,
         data: &[u8],
@@ -150,7 +171,7 @@ impl Int8Matrix {
         for blk in w.chunks_exact(BLOCK) {
             let (scale, vals) = quantize_block(blk);
             d.push(scale);
-            q.extend(vals.iter().map(|&v| v as i8));
+            q.extend_from_slice(&vals);
         }
         Self {
             rows,
@@ -159,16 +180,6 @@ impl Int8Matrix {
             d,
             m: None,
         }
-    }
-
-    /// Output features.
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Input features.
-    pub(crate) fn cols(&self) -> usize {
-        self.cols
     }
 
     /// Stacks matrices of the same input width into one (outputs concatenated), so
@@ -202,6 +213,44 @@ impl Int8Matrix {
         }
         Ok(out)
     }
+}
+
+impl Int8Matrix {
+    /// Lays the rows out in panels (padding the last with zero rows).
+    pub(crate) fn new(w: Int8Rows) -> Self {
+        let bpr = w.cols / BLOCK;
+        let panels = w.rows.div_ceil(PANEL);
+        let padded = panels * PANEL;
+        let nonneg = w.q.iter().all(|&v| v >= 0);
+        let mut q = w.q;
+        q.resize(padded * w.cols, 0);
+        let by_panel = |src: &[f32]| {
+            let mut out = vec![0f32; padded * bpr];
+            for (i, &v) in src.iter().enumerate() {
+                let (row, kb) = (i / bpr, i % bpr);
+                out[((row / PANEL) * bpr + kb) * PANEL + row % PANEL] = v;
+            }
+            out
+        };
+        Self {
+            rows: w.rows,
+            cols: w.cols,
+            d: by_panel(&w.d),
+            m: w.m.as_deref().map(by_panel),
+            q,
+            nonneg,
+        }
+    }
+
+    /// Output features.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
 
     /// `x @ W^T` for `x` of `n` rows of `cols` values, row-major; returns `n x rows`.
     pub(crate) fn matmul(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
@@ -212,24 +261,24 @@ impl Int8Matrix {
                 self.cols
             )));
         }
-        let acts = QuantRows::new(x, self.cols);
-        let bpr = self.cols / BLOCK;
+        let acts = QuantRows::new(x);
         // Computed transposed (outputs x rows) so each task owns one contiguous slice.
-        let mut out_t = vec![0f32; self.rows * n];
+        let mut out_t = vec![0f32; self.q.len() / self.cols * n];
         out_t
-            .par_chunks_mut(TASK_ROWS * n)
+            .par_chunks_mut(TASK_PANELS * PANEL * n)
             .enumerate()
             .for_each(|(task, dst)| {
-                let first = task * TASK_ROWS;
-                for (i, out) in dst.chunks_exact_mut(n).enumerate() {
-                    let o = first + i;
-                    let wq = &self.q[o * self.cols..(o + 1) * self.cols];
-                    let wd = &self.d[o * bpr..(o + 1) * bpr];
-                    let wm = self.m.as_ref().map(|m| &m[o * bpr..(o + 1) * bpr]);
-                    row_times(wq, wd, wm, &acts, out);
+                for (i, tile) in dst.chunks_exact_mut(PANEL * n).enumerate() {
+                    let panel = task * TASK_PANELS + i;
+                    for r in 0..n {
+                        for (o, v) in self.panel_row(panel, &acts, r).into_iter().enumerate() {
+                            tile[o * n + r] = v;
+                        }
+                    }
                 }
             });
         if n == 1 {
+            out_t.truncate(self.rows);
             return Ok(out_t);
         }
         let mut out = vec![0f32; n * self.rows];
@@ -242,10 +291,152 @@ impl Int8Matrix {
             });
         Ok(out)
     }
+
+    /// The 8 outputs of `panel` for activation row `r`.
+    fn panel_row(&self, panel: usize, acts: &QuantRows, r: usize) -> [f32; PANEL] {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        {
+            match (self.nonneg, self.m.is_some()) {
+                (true, true) => simd::panel_row::<true, true>(self, panel, acts, r),
+                (true, false) => simd::panel_row::<true, false>(self, panel, acts, r),
+                (false, true) => simd::panel_row::<false, true>(self, panel, acts, r),
+                (false, false) => simd::panel_row::<false, false>(self, panel, acts, r),
+            }
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        )))]
+        {
+            self.panel_row_scalar(panel, acts, r)
+        }
+    }
+
+    /// The same arithmetic as the SIMD path, one output at a time: exact integer block
+    /// sums, then per block `acc = fma(sum, d_w * d_a, acc)` (and the same for minimums).
+    #[cfg_attr(
+        all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ),
+        allow(dead_code)
+    )]
+    fn panel_row_scalar(&self, panel: usize, acts: &QuantRows, r: usize) -> [f32; PANEL] {
+        let bpr = self.cols / BLOCK;
+        std::array::from_fn(|o| {
+            let row = panel * PANEL + o;
+            let w = &self.q[row * self.cols..(row + 1) * self.cols];
+            let a = &acts.q[r * self.cols..(r + 1) * self.cols];
+            let (mut acc, mut acc_m) = (0f32, 0f32);
+            for kb in 0..bpr {
+                let isum: i32 = w[kb * BLOCK..(kb + 1) * BLOCK]
+                    .iter()
+                    .zip(&a[kb * BLOCK..(kb + 1) * BLOCK])
+                    .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                    .sum();
+                let at = (panel * bpr + kb) * PANEL + o;
+                acc = (isum as f32).mul_add(self.d[at] * acts.d[r * bpr + kb], acc);
+                if let Some(m) = &self.m {
+                    acc_m = m[at].mul_add(acts.sum[r * bpr + kb], acc_m);
+                }
+            }
+            acc + acc_m
+        })
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod simd {
+    use safe_arch::{
+        abs_i8_m256i, add_horizontal_i32_m256i, add_i32_m256i, add_m256,
+        convert_to_m256_from_i32_m256i, fused_mul_add_m256, m256, m256i,
+        mul_i16_horizontal_add_m256i, mul_m256, mul_u8i8_add_horizontal_saturating_m256i,
+        set_splat_i16_m256i, set_splat_m256, shuffle_abi_i128z_all_m256i, sign_apply_i8_m256i,
+        zeroed_m256,
+    };
+
+    use super::{BLOCK, Int8Matrix, PANEL, QuantRows};
+
+    /// See [`Int8Matrix::panel_row_scalar`] for the arithmetic. `NONNEG`: weights are
+    /// all >= 0 (no sign transfer); `MIN`: add the minimums' term.
+    #[inline(always)]
+    pub(super) fn panel_row<const NONNEG: bool, const MIN: bool>(
+        w: &Int8Matrix,
+        panel: usize,
+        acts: &QuantRows,
+        r: usize,
+    ) -> [f32; PANEL] {
+        let cols = w.cols;
+        let bpr = cols / BLOCK;
+        let rows: [&[[i8; BLOCK]]; PANEL] = std::array::from_fn(|o| {
+            let row = panel * PANEL + o;
+            w.q[row * cols..(row + 1) * cols].as_chunks::<BLOCK>().0
+        });
+        let a_blocks = acts.q[r * cols..(r + 1) * cols].as_chunks::<BLOCK>().0;
+        let (a_d, a_sum) = (
+            &acts.d[r * bpr..(r + 1) * bpr],
+            &acts.sum[r * bpr..(r + 1) * bpr],
+        );
+        let (w_d, _) = w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
+        let w_m = w.m.as_ref().map(|m| {
+            m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
+                .as_chunks::<PANEL>()
+                .0
+        });
+        let ones = set_splat_i16_m256i(1);
+        let (mut acc, mut acc_m) = (zeroed_m256(), zeroed_m256());
+        for (kb, (a, wd)) in a_blocks.iter().zip(w_d).enumerate() {
+            let a = m256i::from(*a);
+            let p: [m256i; PANEL] = std::array::from_fn(|o| {
+                let wv = m256i::from(rows[o][kb]);
+                let pairs = if NONNEG {
+                    mul_u8i8_add_horizontal_saturating_m256i(wv, a)
+                } else {
+                    mul_u8i8_add_horizontal_saturating_m256i(
+                        abs_i8_m256i(wv),
+                        sign_apply_i8_m256i(a, wv),
+                    )
+                };
+                mul_i16_horizontal_add_m256i(pairs, ones)
+            });
+            let sums = convert_to_m256_from_i32_m256i(reduce_lanes(p));
+            let scale = mul_m256(m256::from(*wd), set_splat_m256(a_d[kb]));
+            acc = fused_mul_add_m256(sums, scale, acc);
+            if MIN && let Some(wm) = w_m {
+                acc_m = fused_mul_add_m256(m256::from(wm[kb]), set_splat_m256(a_sum[kb]), acc_m);
+            }
+        }
+        add_m256(acc, acc_m).to_array()
+    }
+
+    /// Lane `o` of the result: the sum of all 8 lanes of `v[o]` (exact, integers).
+    #[inline(always)]
+    fn reduce_lanes(v: [m256i; PANEL]) -> m256i {
+        let h01 = add_horizontal_i32_m256i(v[0], v[1]);
+        let h23 = add_horizontal_i32_m256i(v[2], v[3]);
+        let h45 = add_horizontal_i32_m256i(v[4], v[5]);
+        let h67 = add_horizontal_i32_m256i(v[6], v[7]);
+        let h0123 = add_horizontal_i32_m256i(h01, h23);
+        let h4567 = add_horizontal_i32_m256i(h45, h67);
+        add_i32_m256i(
+            shuffle_abi_i128z_all_m256i::<0x20>(h0123, h4567),
+            shuffle_abi_i128z_all_m256i::<0x31>(h0123, h4567),
+        )
+    }
 }
 
 impl QuantRows {
-    fn new(x: &[f32], cols: usize) -> Self {
+    fn new(x: &[f32]) -> Self {
         let blocks = x.len() / BLOCK;
         let mut q = Vec::with_capacity(x.len());
         let mut d = Vec::with_capacity(blocks);
@@ -256,93 +447,33 @@ impl QuantRows {
             sum.push(scale * vals.iter().map(|&v| i32::from(v)).sum::<i32>() as f32);
             q.extend_from_slice(&vals);
         }
-        Self { cols, q, d, sum }
-    }
-
-    fn blocks_per_row(&self) -> usize {
-        self.cols / BLOCK
+        Self { q, d, sum }
     }
 }
 
 /// Round-to-nearest symmetric 8-bit quantization of one block: `x ~= scale * q`.
-fn quantize_block(x: &[f32]) -> (f32, [i16; BLOCK]) {
+fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let mut q = [0i16; BLOCK];
+    let mut q = [0i8; BLOCK];
     if amax == 0.0 || !amax.is_finite() {
         return (if amax.is_finite() { 0.0 } else { amax }, q);
     }
     let scale = amax / 127.0;
     let inv = 1.0 / scale;
     for (qi, &v) in q.iter_mut().zip(x) {
-        *qi = (v * inv).round() as i16;
+        *qi = (v * inv).round() as i8;
     }
     (scale, q)
-}
-
-/// One weight row against every activation row, `R` rows at a time so their
-/// accumulators stay in registers while the widened weight block is reused.
-fn row_times(wq: &[i8], wd: &[f32], wm: Option<&[f32]>, acts: &QuantRows, out: &mut [f32]) {
-    let bpr = acts.blocks_per_row();
-    let mut r = 0;
-    while r < out.len() {
-        let left = out.len() - r;
-        if left >= 8 {
-            rows_dot::<8>(wq, wd, wm, acts, r, bpr, &mut out[r..r + 8]);
-            r += 8;
-        } else if left >= 4 {
-            rows_dot::<4>(wq, wd, wm, acts, r, bpr, &mut out[r..r + 4]);
-            r += 4;
-        } else if left >= 2 {
-            rows_dot::<2>(wq, wd, wm, acts, r, bpr, &mut out[r..r + 2]);
-            r += 2;
-        } else {
-            rows_dot::<1>(wq, wd, wm, acts, r, bpr, &mut out[r..r + 1]);
-            r += 1;
-        }
-    }
-}
-
-#[inline(always)]
-fn rows_dot<const R: usize>(
-    wq: &[i8],
-    wd: &[f32],
-    wm: Option<&[f32]>,
-    acts: &QuantRows,
-    first: usize,
-    bpr: usize,
-    out: &mut [f32],
-) {
-    let mut acc = [f32x16::splat(0.0); R];
-    let (wblocks, _) = wq.as_chunks::<BLOCK>();
-    let (ablocks, _) = acts.q.as_chunks::<BLOCK>();
-    let rows: [&[[i16; BLOCK]]; R] =
-        std::array::from_fn(|r| &ablocks[(first + r) * bpr..(first + r + 1) * bpr]);
-    let scales: [&[f32]; R] =
-        std::array::from_fn(|r| &acts.d[(first + r) * bpr..(first + r + 1) * bpr]);
-    for (kb, (wb, &wdk)) in wblocks.iter().zip(wd).enumerate() {
-        let w = i16x32::from_i8x32(i8x32::new(*wb));
-        for r in 0..R {
-            let p = w.dot(i16x32::new(rows[r][kb])).round_float();
-            acc[r] = p.mul_add(f32x16::splat(wdk * scales[r][kb]), acc[r]);
-        }
-    }
-    for (r, (o, acc)) in out.iter_mut().zip(acc).enumerate() {
-        let mut v = acc.reduce_add();
-        if let Some(m) = wm {
-            let sums = &acts.sum[(first + r) * bpr..(first + r + 1) * bpr];
-            v += m
-                .iter()
-                .zip(sums)
-                .fold(0f32, |a, (&mk, &sk)| mk.mul_add(sk, a));
-        }
-        *o = v;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Tensor;
+
+    fn matrix(qt: &QTensor) -> Int8Matrix {
+        Int8Matrix::new(Int8Rows::from_qtensor(qt).unwrap())
+    }
 
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -379,7 +510,7 @@ mod tests {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let m = Int8Matrix::from_qtensor(&qt).unwrap();
+            let m = Int8Rows::from_qtensor(&qt).unwrap();
             let bpr = cols / BLOCK;
             let got: Vec<f32> = (0..rows * cols)
                 .map(|i| {
@@ -418,10 +549,7 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap();
             let want = reference(&w, rows, cols, &x, n);
-            let got = Int8Matrix::from_qtensor(&qt)
-                .unwrap()
-                .matmul(&x, n)
-                .unwrap();
+            let got = matrix(&qt).matmul(&x, n).unwrap();
             let worst = got
                 .iter()
                 .zip(&want)
@@ -435,8 +563,7 @@ mod tests {
     fn batch_is_bit_identical_to_rows_alone() {
         let (rows, cols, n) = (33, 64, 13);
         let wt = Tensor::from_vec(pseudo(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
-        let m =
-            Int8Matrix::from_qtensor(&QTensor::quantize(&wt, GgmlDType::Q4_1).unwrap()).unwrap();
+        let m = matrix(&QTensor::quantize(&wt, GgmlDType::Q4_1).unwrap());
         let x = pseudo(n * cols, 2);
         let all = m.matmul(&x, n).unwrap();
         for r in 0..n {
@@ -450,14 +577,12 @@ mod tests {
         let cols = 32;
         let a = Tensor::from_vec(pseudo(2 * cols, 4), (2, cols), &Device::Cpu).unwrap();
         let b = Tensor::from_vec(pseudo(3 * cols, 5), (3, cols), &Device::Cpu).unwrap();
-        let ma =
-            Int8Matrix::from_qtensor(&QTensor::quantize(&a, GgmlDType::Q8_0).unwrap()).unwrap();
-        let mb =
-            Int8Matrix::from_qtensor(&QTensor::quantize(&b, GgmlDType::Q4_1).unwrap()).unwrap();
-        let both = Int8Matrix::concat(&[ma.clone(), mb.clone()]).unwrap();
+        let ra = Int8Rows::from_qtensor(&QTensor::quantize(&a, GgmlDType::Q8_0).unwrap()).unwrap();
+        let rb = Int8Rows::from_qtensor(&QTensor::quantize(&b, GgmlDType::Q4_1).unwrap()).unwrap();
+        let both = Int8Matrix::new(Int8Rows::concat(&[ra.clone(), rb.clone()]).unwrap());
         let x = pseudo(cols, 6);
-        let ya = ma.matmul(&x, 1).unwrap();
-        let yb = mb.matmul(&x, 1).unwrap();
+        let ya = Int8Matrix::new(ra).matmul(&x, 1).unwrap();
+        let yb = Int8Matrix::new(rb).matmul(&x, 1).unwrap();
         let y = both.matmul(&x, 1).unwrap();
         assert_eq!(y, [ya, yb].concat());
     }
@@ -466,10 +591,69 @@ mod tests {
     fn bad_shapes_are_errors() {
         let t = Tensor::zeros((4, 40), candle_core::DType::F32, &Device::Cpu).unwrap();
         let qt = QTensor::quantize(&t, GgmlDType::F32).unwrap();
-        assert!(Int8Matrix::from_qtensor(&qt).is_err());
+        assert!(Int8Rows::from_qtensor(&qt).is_err());
         let t = Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let m = Int8Matrix::from_qtensor(&QTensor::quantize(&t, GgmlDType::F32).unwrap()).unwrap();
+        let m = Int8Matrix::new(
+            Int8Rows::from_qtensor(&QTensor::quantize(&t, GgmlDType::F32).unwrap()).unwrap(),
+        );
         assert!(m.matmul(&[0.0; 31], 1).is_err());
         assert_eq!(m.matmul(&[0.0; 32], 1).unwrap(), vec![0.0; 4]);
+    }
+
+    /// The AVX2 path and the scalar loop compute the same bits, for signed and unsigned
+    /// weights, with and without minimums, on a row count that is not a whole panel.
+    #[test]
+    fn simd_and_scalar_paths_agree_bitwise() {
+        let (rows, cols, n) = (21, 96, 3);
+        let wt = Tensor::from_vec(pseudo(rows * cols, 8), (rows, cols), &Device::Cpu).unwrap();
+        let x = pseudo(n * cols, 10);
+        let acts = QuantRows::new(&x);
+        for dt in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::F32,
+        ] {
+            let m = Int8Matrix::new(
+                Int8Rows::from_qtensor(&QTensor::quantize(&wt, dt).unwrap()).unwrap(),
+            );
+            assert_eq!(m.nonneg, dt == GgmlDType::Q4_1, "{dt:?}");
+            for panel in 0..rows.div_ceil(PANEL) {
+                for r in 0..n {
+                    assert_eq!(
+                        m.panel_row(panel, &acts, r).map(f32::to_bits),
+                        m.panel_row_scalar(panel, &acts, r).map(f32::to_bits),
+                        "{dt:?} panel {panel} row {r}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Extreme values: a -128 weight (possible in a foreign Q8_0 file) and full-scale
+    /// activations stay exact (no 16-bit saturation in the pairwise products).
+    #[test]
+    fn extreme_values_do_not_saturate() {
+        let cols = 64;
+        let rows = Int8Rows {
+            rows: 1,
+            cols,
+            q: (0..cols)
+                .map(|i| if i % 2 == 0 { -128 } else { 127 })
+                .collect(),
+            d: vec![1.0; cols / BLOCK],
+            m: None,
+        };
+        let m = Int8Matrix::new(rows);
+        let x: Vec<f32> = (0..cols)
+            .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let got = m.matmul(&x, 1).unwrap()[0];
+        // Activations quantize to -/+127 with scale 1/127: each pair adds
+        // (128 * 127 + 127 * 127) / 127.
+        let want = (cols / 2) as f32 * (128.0 + 127.0);
+        assert!((got - want).abs() < 1e-2, "{got} vs {want}");
+        let acts = QuantRows::new(&x);
+        assert_eq!(m.panel_row(0, &acts, 0), m.panel_row_scalar(0, &acts, 0));
     }
 }

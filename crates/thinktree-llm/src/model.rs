@@ -15,7 +15,7 @@ use std::io::{Read, Seek};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 
 use crate::decode_attn;
-use crate::int8::Int8Matrix;
+use crate::int8::{Int8Matrix, Int8Rows};
 use crate::linear::Linear;
 use candle_core::{D, DType, Device, Tensor};
 
@@ -68,7 +68,7 @@ impl WeightFormat {
 
     /// Whether a weight in this format goes to the 8-bit kernel.
     fn uses_int8(self, t: &QTensor) -> bool {
-        self == Self::Int8 && Int8Matrix::supports(t)
+        self == Self::Int8 && Int8Rows::supports(t)
     }
 }
 
@@ -263,7 +263,7 @@ fn requant(t: QTensor, fmt: WeightFormat) -> Result<QTensor> {
 /// The matmul for one weight in the chosen format.
 fn to_matmul(t: QTensor, fmt: WeightFormat) -> Result<Linear> {
     if fmt.uses_int8(&t) {
-        return Ok(Linear::Int8(Int8Matrix::from_qtensor(&t)?));
+        return Ok(Linear::Int8(Int8Matrix::new(Int8Rows::from_qtensor(&t)?)));
     }
     if fmt == WeightFormat::F16 && t.rank() == 2 {
         return Ok(Linear::quant(QMatMul::TensorF16(
@@ -295,7 +295,7 @@ impl Model {
         } else if fmt == WeightFormat::F16 {
             Linear::quant(QMatMul::TensorF16(embd_q.dequantize_f16(&dev)?))
         } else if fmt.uses_int8(&embd_q) {
-            Linear::Int8(Int8Matrix::from_qtensor(&embd_q)?)
+            Linear::Int8(Int8Matrix::new(Int8Rows::from_qtensor(&embd_q)?))
         } else {
             // Tied embeddings: the output projection reads the same quantized matrix.
             Linear::quant(QMatMul::from_arc(embd_q.clone())?)
@@ -749,10 +749,10 @@ impl Proj {
         if ts.iter().all(|t| fmt.uses_int8(t)) {
             let parts = ts
                 .iter()
-                .map(Int8Matrix::from_qtensor)
+                .map(Int8Rows::from_qtensor)
                 .collect::<Result<Vec<_>>>()?;
             return Ok(Self::Fused(
-                Linear::Int8(Int8Matrix::concat(&parts)?),
+                Linear::Int8(Int8Matrix::new(Int8Rows::concat(&parts)?)),
                 rows_of(&ts)?,
             ));
         }
