@@ -282,13 +282,19 @@ impl Int8Matrix {
             return Ok(out_t);
         }
         let mut out = vec![0f32; n * self.rows];
-        out.par_chunks_mut(self.rows)
-            .enumerate()
-            .for_each(|(r, dst)| {
-                for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(n)) {
-                    *d = vals[r];
-                }
-            });
+        let untranspose = |(r, dst): (usize, &mut [f32])| {
+            for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(n)) {
+                *d = vals[r];
+            }
+        };
+        // Only the output projection's logits are worth a thread hand-off.
+        if out.len() >= 1 << 16 {
+            out.par_chunks_mut(self.rows)
+                .enumerate()
+                .for_each(untranspose);
+        } else {
+            out.chunks_mut(self.rows).enumerate().for_each(untranspose);
+        }
         Ok(out)
     }
 
