@@ -477,6 +477,12 @@ mod tests {
     use super::*;
     use candle_core::Tensor;
 
+    /// The tensor's own (dequantized) values, row-major.
+    fn values(qt: &QTensor) -> Vec<f32> {
+        let t = qt.dequantize(&Device::Cpu).unwrap();
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
     fn matrix(qt: &QTensor) -> Int8Matrix {
         Int8Matrix::new(Int8Rows::from_qtensor(qt).unwrap())
     }
@@ -509,13 +515,7 @@ mod tests {
         let w = Tensor::from_vec(pseudo(rows * cols, 3), (rows, cols), &Device::Cpu).unwrap();
         for dt in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1] {
             let qt = QTensor::quantize(&w, dt).unwrap();
-            let want = qt
-                .dequantize(&Device::Cpu)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let want = values(&qt);
             let m = Int8Rows::from_qtensor(&qt).unwrap();
             let bpr = cols / BLOCK;
             let got: Vec<f32> = (0..rows * cols)
@@ -547,13 +547,7 @@ mod tests {
             let qt = QTensor::quantize(&wt, dt).unwrap();
             // The weights' own values (exact for the GGUF block formats): the only
             // difference left is the 8-bit rounding of the activations (and of f32 weights).
-            let w = qt
-                .dequantize(&Device::Cpu)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let w = values(&qt);
             let want = reference(&w, rows, cols, &x, n);
             let got = matrix(&qt).matmul(&x, n).unwrap();
             let worst = got

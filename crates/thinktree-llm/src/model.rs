@@ -391,16 +391,7 @@ impl Model {
                 max: self.cfg.context_length,
             });
         }
-        if let Some(bad) = tokens
-            .iter()
-            .flatten()
-            .find(|&&id| id as usize >= self.cfg.vocab)
-        {
-            return Err(Error::InvalidConfig(format!(
-                "token id {bad} outside vocabulary of {}",
-                self.cfg.vocab
-            )));
-        }
+        self.check_vocab(tokens.iter().flatten())?;
         let p_len = prefix
             .and_then(|p| p.first())
             .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
@@ -667,12 +658,7 @@ impl Model {
                 "forward_rows needs one prefix and one position per token".into(),
             ));
         }
-        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab) {
-            return Err(Error::InvalidConfig(format!(
-                "token id {bad} outside vocabulary of {}",
-                self.cfg.vocab
-            )));
-        }
+        self.check_vocab(tokens)?;
         let s_len = suffix
             .and_then(|s| s.first())
             .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
@@ -711,6 +697,17 @@ impl Model {
         }
         let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
         Ok((self.output.forward(&last)?, new_kv))
+    }
+
+    /// A typed error for the first token id outside the vocabulary.
+    fn check_vocab<'a>(&self, ids: impl IntoIterator<Item = &'a u32>) -> Result<()> {
+        match ids.into_iter().find(|&&id| id as usize >= self.cfg.vocab) {
+            Some(bad) => Err(Error::InvalidConfig(format!(
+                "token id {bad} outside vocabulary of {}",
+                self.cfg.vocab
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The residual MLP block: `x + down(silu(gate(norm x)) * up(norm x))`.

@@ -16,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::candle_engine::{CandleEngine, EngineOptions};
+use crate::engine::{Engine, SampleParams};
 use crate::error::{Error, Result};
+use crate::kv_cache::KvState;
 
 /// SmolLM2-135M-Instruct's `tokenizer.chat_template`, verbatim.
 pub const SMOLLM2_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
@@ -293,4 +295,26 @@ pub fn tiny_engine(dir: &Path, cfg: &TinyModelConfig, opts: EngineOptions) -> Re
     let path = dir.join("tiny-llama.gguf");
     write_tiny_llama_gguf(&path, cfg)?;
     CandleEngine::load(&path, opts)
+}
+
+/// Samples `n` siblings of `state` in one batch, then feeds each sibling's tokens one at a
+/// time and returns the largest difference between a token's batched and sequential
+/// log-probability: how much batching changes what the model computes.
+pub fn batch_vs_sequential_gap(
+    engine: &CandleEngine,
+    state: &KvState,
+    n: usize,
+    params: &SampleParams,
+) -> Result<f32> {
+    let (conts, _) = engine.sample(state, n, params)?;
+    let mut worst = 0f32;
+    for c in &conts {
+        let mut cur = state.clone();
+        for (&t, &lp) in c.tokens.iter().zip(&c.logprobs) {
+            let (seq, _) = engine.next_token_logprobs(&cur, &[t])?;
+            worst = worst.max((seq[0] - lp).abs());
+            cur = engine.extend_tokens(&cur, &[t])?.0;
+        }
+    }
+    Ok(worst)
 }

@@ -249,16 +249,7 @@ fn check_batch(e: &CandleEngine, tol: f32) -> f32 {
         stop: StopCondition::newline(12),
         seed: 3,
     };
-    let (conts, _) = e.sample(&s, 4, &p).unwrap();
-    let mut worst = 0.0f32;
-    for c in &conts {
-        let mut cur = s.clone();
-        for (t, lp) in c.tokens.iter().zip(&c.logprobs) {
-            let seq = e.next_token_logprobs(&cur, &[*t]).unwrap().0[0];
-            worst = worst.max((seq - lp).abs());
-            cur = e.extend_tokens(&cur, &[*t]).unwrap().0;
-        }
-    }
+    let worst = thinktree_llm::testing::batch_vs_sequential_gap(e, &s, 4, &p).unwrap();
     assert!(
         worst < tol,
         "batched vs sequential logprob differ by {worst}"
