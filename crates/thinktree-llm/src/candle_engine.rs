@@ -170,6 +170,16 @@ impl CandleEngine {
         groups: &[(&KvState, usize, u64)],
         params: &SampleParams,
     ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
+        // Each step's row sampling is parallel too: one hand-over to the pool per call.
+        crate::model::on_pool(|| self.sample_groups_here(groups, params))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn sample_groups_here(
+        &self,
+        groups: &[(&KvState, usize, u64)],
+        params: &SampleParams,
+    ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
         params.validate()?;
         let mut usage = Usage::default();
         let mut preps = Vec::with_capacity(groups.len());

@@ -364,14 +364,26 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         pos: usize,
     ) -> Result<(Tensor, Vec<LayerKv>)> {
-        let (hidden, new_kv) = self.forward_hidden(tokens, prefix, suffix, pos)?;
-        Ok((self.output.forward(&hidden)?, new_kv))
+        on_pool(|| {
+            let (hidden, new_kv) = self.forward_hidden(tokens, prefix, suffix, pos)?;
+            Ok((self.output.forward(&hidden)?, new_kv))
+        })
     }
 
     /// Like [`Model::forward`], but returns each row's final hidden state `(rows,
     /// embedding)` instead of logits: the output of the final norm at the last token, the
     /// vector the output projection reads. A value head reads this.
     pub fn forward_hidden(
+        &self,
+        tokens: &[Vec<u32>],
+        prefix: Option<&[LayerKv]>,
+        suffix: Option<&[LayerKv]>,
+        pos: usize,
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
+        on_pool(|| self.forward_hidden_here(tokens, prefix, suffix, pos))
+    }
+
+    fn forward_hidden_here(
         &self,
         tokens: &[Vec<u32>],
         prefix: Option<&[LayerKv]>,
@@ -652,6 +664,16 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         positions: &[usize],
     ) -> Result<(Tensor, Vec<LayerKv>)> {
+        on_pool(|| self.forward_rows_here(tokens, prefixes, suffix, positions))
+    }
+
+    fn forward_rows_here(
+        &self,
+        tokens: &[u32],
+        prefixes: &[Option<&[LayerKv]>],
+        suffix: Option<&[LayerKv]>,
+        positions: &[usize],
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
         let rows = tokens.len();
         if rows == 0 || prefixes.len() != rows || positions.len() != rows {
             return Err(Error::InvalidConfig(
@@ -720,6 +742,15 @@ impl Model {
         let g = candle_nn::ops::silu(g)?;
         Ok((x + layer.w_down.forward(&(g * u)?)?)?)
     }
+}
+
+/// Runs `f` on a thread of rayon's pool (inline when already on one). A forward pass is
+/// ~120 parallel regions (every projection splits across threads); entered from outside
+/// the pool, each region hands its work over and puts the caller to sleep until it is done,
+/// two context switches a region: that cost a single-stream decode step about a third of
+/// its time. On a pool thread the regions split in place.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
 
 /// Projections that read the same input. Rows of quantized matrices are independent
