@@ -171,160 +171,153 @@ impl CandleEngine {
         params: &SampleParams,
     ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
         // Each step's row sampling is parallel too: one hand-over to the pool per call.
-        crate::model::on_pool(|| self.sample_groups_here(groups, params))
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn sample_groups_here(
-        &self,
-        groups: &[(&KvState, usize, u64)],
-        params: &SampleParams,
-    ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
-        params.validate()?;
-        let mut usage = Usage::default();
-        let mut preps = Vec::with_capacity(groups.len());
-        let mut bases = Vec::with_capacity(groups.len());
-        for &(state, _, _) in groups {
-            self.cache.check(state)?;
-        }
-        for &(state, n, _) in groups {
-            if n == 0 {
-                preps.push(Vec::new());
-                bases.push(Arc::new(Vec::new()));
-                continue;
+        crate::model::on_pool(|| {
+            params.validate()?;
+            let mut usage = Usage::default();
+            let mut preps = Vec::with_capacity(groups.len());
+            let mut bases = Vec::with_capacity(groups.len());
+            for &(state, _, _) in groups {
+                self.cache.check(state)?;
             }
-            let prep = self.cache.prepare(&self.model, state, true)?;
-            usage.prompt_tokens += prep.computed_tokens;
-            usage.computed_tokens += prep.computed_tokens;
-            usage.forward_calls += prep.forward_calls;
-            bases.push(
-                prep.logits
-                    .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?,
-            );
-            preps.push(prep.kv);
-        }
-        let eos = self.tokenizer.eos_token_ids();
-        let max_ctx = self.model.config().context_length;
-        // Row r belongs to group group_of[r]; rows are laid out group after group.
-        let group_of: Vec<usize> = groups
-            .iter()
-            .enumerate()
-            .flat_map(|(g, &(_, n, _))| std::iter::repeat_n(g, n))
-            .collect();
-        let mut rows: Vec<Row> = groups
-            .iter()
-            .flat_map(|&(_, n, seed)| (0..n).map(move |i| (seed, i)))
-            .map(|(seed, i)| Row {
-                rng: row_rng(seed, i),
-                tokens: Vec::new(),
-                logprobs: Vec::new(),
-                text: String::new(),
-                finish: None,
-                kv: Vec::new(),
-                logits: None,
-            })
-            .collect();
-        let mut active: Vec<usize> = (0..rows.len()).collect();
-        let mut suffix: Option<Vec<LayerKv>> = None;
-        let mut step_logits: Vec<Vec<f32>> = Vec::new();
-        let mut steps = 0usize;
-        loop {
-            let mut keep = Vec::with_capacity(active.len());
-            let mut feed = Vec::with_capacity(active.len());
-            // Each row draws from its own generator, so rows sample in parallel (a
-            // vocabulary-wide softmax per row is a real share of a batched step).
-            let drawn: Vec<(u32, f32)> = {
-                let mut live: Vec<&mut Row> = rows
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(i, _)| active.binary_search(i).is_ok())
-                    .map(|(_, row)| row)
-                    .collect();
-                let draw = |(j, row): (usize, &mut &mut Row)| {
-                    let base = bases[group_of[active[j]]].as_slice();
-                    let logits = step_logits.get(j).map_or(base, Vec::as_slice);
-                    sample_token(logits, params, &mut row.rng)
+            for &(state, n, _) in groups {
+                if n == 0 {
+                    preps.push(Vec::new());
+                    bases.push(Arc::new(Vec::new()));
+                    continue;
+                }
+                let prep = self.cache.prepare(&self.model, state, true)?;
+                usage.prompt_tokens += prep.computed_tokens;
+                usage.computed_tokens += prep.computed_tokens;
+                usage.forward_calls += prep.forward_calls;
+                bases.push(
+                    prep.logits
+                        .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?,
+                );
+                preps.push(prep.kv);
+            }
+            let eos = self.tokenizer.eos_token_ids();
+            let max_ctx = self.model.config().context_length;
+            // Row r belongs to group group_of[r]; rows are laid out group after group.
+            let group_of: Vec<usize> = groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, &(_, n, _))| std::iter::repeat_n(g, n))
+                .collect();
+            let mut rows: Vec<Row> = groups
+                .iter()
+                .flat_map(|&(_, n, seed)| (0..n).map(move |i| (seed, i)))
+                .map(|(seed, i)| Row {
+                    rng: row_rng(seed, i),
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    text: String::new(),
+                    finish: None,
+                    kv: Vec::new(),
+                    logits: None,
+                })
+                .collect();
+            let mut active: Vec<usize> = (0..rows.len()).collect();
+            let mut suffix: Option<Vec<LayerKv>> = None;
+            let mut step_logits: Vec<Vec<f32>> = Vec::new();
+            let mut steps = 0usize;
+            loop {
+                let mut keep = Vec::with_capacity(active.len());
+                let mut feed = Vec::with_capacity(active.len());
+                // Each row draws from its own generator, so rows sample in parallel (a
+                // vocabulary-wide softmax per row is a real share of a batched step).
+                let drawn: Vec<(u32, f32)> = {
+                    let mut live: Vec<&mut Row> = rows
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(i, _)| active.binary_search(i).is_ok())
+                        .map(|(_, row)| row)
+                        .collect();
+                    let draw = |(j, row): (usize, &mut &mut Row)| {
+                        let base = bases[group_of[active[j]]].as_slice();
+                        let logits = step_logits.get(j).map_or(base, Vec::as_slice);
+                        sample_token(logits, params, &mut row.rng)
+                    };
+                    if live.len() > 1 {
+                        live.par_iter_mut().enumerate().map(draw).collect()
+                    } else {
+                        live.iter_mut().enumerate().map(draw).collect()
+                    }
                 };
-                if live.len() > 1 {
-                    live.par_iter_mut().enumerate().map(draw).collect()
-                } else {
-                    live.iter_mut().enumerate().map(draw).collect()
+                for (j, (&r, &(tok, lp))) in active.iter().zip(&drawn).enumerate() {
+                    let base = bases[group_of[r]].as_slice();
+                    let logits: &[f32] = step_logits.get(j).map_or(base, Vec::as_slice);
+                    let pos = groups[group_of[r]].0.len() + steps;
+                    let row = &mut rows[r];
+                    if eos.contains(&tok) {
+                        row.finish = Some(FinishReason::Eos);
+                        row.logits = Some(logits.to_vec());
+                        continue;
+                    }
+                    row.tokens.push(tok);
+                    row.logprobs.push(lp);
+                    usage.generated_tokens += 1;
+                    let text = self.tokenizer.decode(&row.tokens)?;
+                    if let Some((end, s)) = find_stop(&text, &params.stop.stop_strings) {
+                        row.text = text[..end].to_string();
+                        row.finish = Some(FinishReason::Stop(s.to_string()));
+                        continue;
+                    }
+                    row.text = text;
+                    if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
+                        row.finish = Some(FinishReason::MaxTokens);
+                        continue;
+                    }
+                    keep.push(j);
+                    feed.push(tok);
                 }
-            };
-            for (j, (&r, &(tok, lp))) in active.iter().zip(&drawn).enumerate() {
-                let base = bases[group_of[r]].as_slice();
-                let logits: &[f32] = step_logits.get(j).map_or(base, Vec::as_slice);
-                let pos = groups[group_of[r]].0.len() + steps;
-                let row = &mut rows[r];
-                if eos.contains(&tok) {
-                    row.finish = Some(FinishReason::Eos);
-                    row.logits = Some(logits.to_vec());
-                    continue;
-                }
-                row.tokens.push(tok);
-                row.logprobs.push(lp);
-                usage.generated_tokens += 1;
-                let text = self.tokenizer.decode(&row.tokens)?;
-                if let Some((end, s)) = find_stop(&text, &params.stop.stop_strings) {
-                    row.text = text[..end].to_string();
-                    row.finish = Some(FinishReason::Stop(s.to_string()));
-                    continue;
-                }
-                row.text = text;
-                if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
-                    row.finish = Some(FinishReason::MaxTokens);
-                    continue;
-                }
-                keep.push(j);
-                feed.push(tok);
-            }
-            if let Some(kv) = &suffix {
-                for (j, &r) in active.iter().enumerate() {
-                    if !keep.contains(&j) {
-                        rows[r].kv = take_row(kv, j)?;
+                if let Some(kv) = &suffix {
+                    for (j, &r) in active.iter().enumerate() {
+                        if !keep.contains(&j) {
+                            rows[r].kv = take_row(kv, j)?;
+                        }
                     }
                 }
+                if keep.is_empty() {
+                    break;
+                }
+                if keep.len() < active.len()
+                    && let Some(kv) = suffix.take()
+                {
+                    let idx: Vec<u32> = keep.iter().map(|&j| j as u32).collect();
+                    let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+                    suffix = Some(
+                        kv.iter()
+                            .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                active = keep.iter().map(|&j| active[j]).collect();
+                let prefixes: Vec<Option<&[LayerKv]>> = active
+                    .iter()
+                    .map(|&r| Some(preps[group_of[r]].as_slice()))
+                    .collect();
+                let positions: Vec<usize> = active
+                    .iter()
+                    .map(|&r| groups[group_of[r]].0.len() + steps)
+                    .collect();
+                let (logits, kv) =
+                    self.model
+                        .forward_rows(&feed, &prefixes, suffix.as_deref(), &positions)?;
+                steps += 1;
+                suffix = Some(kv);
+                step_logits = logits.to_vec2::<f32>()?;
+                usage.computed_tokens += active.len() as u64;
+                usage.forward_calls += 1;
             }
-            if keep.is_empty() {
-                break;
-            }
-            if keep.len() < active.len()
-                && let Some(kv) = suffix.take()
-            {
-                let idx: Vec<u32> = keep.iter().map(|&j| j as u32).collect();
-                let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
-                suffix = Some(
-                    kv.iter()
-                        .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
-                        .collect::<Result<_>>()?,
-                );
-            }
-            active = keep.iter().map(|&j| active[j]).collect();
-            let prefixes: Vec<Option<&[LayerKv]>> = active
+            let mut out: Vec<Vec<Continuation<KvState>>> = groups
                 .iter()
-                .map(|&r| Some(preps[group_of[r]].as_slice()))
+                .map(|&(_, n, _)| Vec::with_capacity(n))
                 .collect();
-            let positions: Vec<usize> = active
-                .iter()
-                .map(|&r| groups[group_of[r]].0.len() + steps)
-                .collect();
-            let (logits, kv) =
-                self.model
-                    .forward_rows(&feed, &prefixes, suffix.as_deref(), &positions)?;
-            steps += 1;
-            suffix = Some(kv);
-            step_logits = logits.to_vec2::<f32>()?;
-            usage.computed_tokens += active.len() as u64;
-            usage.forward_calls += 1;
-        }
-        let mut out: Vec<Vec<Continuation<KvState>>> = groups
-            .iter()
-            .map(|&(_, n, _)| Vec::with_capacity(n))
-            .collect();
-        for (row, &g) in rows.into_iter().zip(&group_of) {
-            out[g].push(self.finish_row(groups[g].0, row)?);
-        }
-        Ok((out, usage))
+            for (row, &g) in rows.into_iter().zip(&group_of) {
+                out[g].push(self.finish_row(groups[g].0, row)?);
+            }
+            Ok((out, usage))
+        })
     }
 
     fn finish_row(&self, state: &KvState, row: Row) -> Result<Continuation<KvState>> {

@@ -380,65 +380,57 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         pos: usize,
     ) -> Result<(Tensor, Vec<LayerKv>)> {
-        on_pool(|| self.forward_hidden_here(tokens, prefix, suffix, pos))
-    }
-
-    fn forward_hidden_here(
-        &self,
-        tokens: &[Vec<u32>],
-        prefix: Option<&[LayerKv]>,
-        suffix: Option<&[LayerKv]>,
-        pos: usize,
-    ) -> Result<(Tensor, Vec<LayerKv>)> {
-        let rows = tokens.len();
-        let t = tokens.first().map_or(0, Vec::len);
-        if rows == 0 || t == 0 || tokens.iter().any(|r| r.len() != t) {
-            return Err(Error::InvalidConfig(
-                "forward needs >= 1 row of equal, non-zero length".into(),
-            ));
-        }
-        if pos + t > self.cfg.context_length {
-            return Err(Error::ContextOverflow {
-                len: pos + t,
-                max: self.cfg.context_length,
-            });
-        }
-        self.check_vocab(tokens.iter().flatten())?;
-        let p_len = prefix
-            .and_then(|p| p.first())
-            .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
-        let s_len = suffix
-            .and_then(|s| s.first())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
-        if p_len + s_len != pos {
-            return Err(Error::KvCache(format!(
-                "position {pos} != prefix {p_len} + suffix {s_len}"
-            )));
-        }
-        let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
-        let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?;
-        let cos = self.cos.narrow(0, pos, t)?;
-        let sin = self.sin.narrow(0, pos, t)?;
-        let mask = causal_mask(self.cfg.n_head / self.cfg.n_kv_head, t, s_len)?;
-        let mut new_kv = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
-            let ctx = Attn {
-                pos,
-                prefix: prefix.and_then(|p| p.get(i)),
-                suffix: suffix.and_then(|s| s.get(i)),
-                cos: &cos,
-                sin: &sin,
-                mask: mask.as_ref(),
-            };
-            let (a, kv) = self.attention(layer, &h, &ctx)?;
-            new_kv.push(kv);
-            x = self.mlp(layer, (x + a)?)?;
-        }
-        let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
-        Ok((last, new_kv))
+        on_pool(|| {
+            let rows = tokens.len();
+            let t = tokens.first().map_or(0, Vec::len);
+            if rows == 0 || t == 0 || tokens.iter().any(|r| r.len() != t) {
+                return Err(Error::InvalidConfig(
+                    "forward needs >= 1 row of equal, non-zero length".into(),
+                ));
+            }
+            if pos + t > self.cfg.context_length {
+                return Err(Error::ContextOverflow {
+                    len: pos + t,
+                    max: self.cfg.context_length,
+                });
+            }
+            self.check_vocab(tokens.iter().flatten())?;
+            let p_len = prefix
+                .and_then(|p| p.first())
+                .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
+            let s_len = suffix
+                .and_then(|s| s.first())
+                .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+            if p_len + s_len != pos {
+                return Err(Error::KvCache(format!(
+                    "position {pos} != prefix {p_len} + suffix {s_len}"
+                )));
+            }
+            let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
+            let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
+            let mut x = self.embed.embedding(&ids)?;
+            let cos = self.cos.narrow(0, pos, t)?;
+            let sin = self.sin.narrow(0, pos, t)?;
+            let mask = causal_mask(self.cfg.n_head / self.cfg.n_kv_head, t, s_len)?;
+            let mut new_kv = Vec::with_capacity(self.layers.len());
+            for (i, layer) in self.layers.iter().enumerate() {
+                let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
+                let ctx = Attn {
+                    pos,
+                    prefix: prefix.and_then(|p| p.get(i)),
+                    suffix: suffix.and_then(|s| s.get(i)),
+                    cos: &cos,
+                    sin: &sin,
+                    mask: mask.as_ref(),
+                };
+                let (a, kv) = self.attention(layer, &h, &ctx)?;
+                new_kv.push(kv);
+                x = self.mlp(layer, (x + a)?)?;
+            }
+            let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
+            let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
+            Ok((last, new_kv))
+        })
     }
 
     fn attention(&self, layer: &Layer, h: &Tensor, ctx: &Attn<'_>) -> Result<(Tensor, LayerKv)> {
@@ -664,61 +656,53 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         positions: &[usize],
     ) -> Result<(Tensor, Vec<LayerKv>)> {
-        on_pool(|| self.forward_rows_here(tokens, prefixes, suffix, positions))
-    }
-
-    fn forward_rows_here(
-        &self,
-        tokens: &[u32],
-        prefixes: &[Option<&[LayerKv]>],
-        suffix: Option<&[LayerKv]>,
-        positions: &[usize],
-    ) -> Result<(Tensor, Vec<LayerKv>)> {
-        let rows = tokens.len();
-        if rows == 0 || prefixes.len() != rows || positions.len() != rows {
-            return Err(Error::InvalidConfig(
-                "forward_rows needs one prefix and one position per token".into(),
-            ));
-        }
-        self.check_vocab(tokens)?;
-        let s_len = suffix
-            .and_then(|s| s.first())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
-        for (p, &pos) in prefixes.iter().zip(positions) {
-            if pos + 1 > self.cfg.context_length {
-                return Err(Error::ContextOverflow {
-                    len: pos + 1,
-                    max: self.cfg.context_length,
-                });
+        on_pool(|| {
+            let rows = tokens.len();
+            if rows == 0 || prefixes.len() != rows || positions.len() != rows {
+                return Err(Error::InvalidConfig(
+                    "forward_rows needs one prefix and one position per token".into(),
+                ));
             }
-            let p_len = p
-                .and_then(|p| p.first())
-                .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
-            if p_len + s_len != pos {
-                return Err(Error::KvCache(format!(
-                    "position {pos} != prefix {p_len} + suffix {s_len}"
-                )));
+            self.check_vocab(tokens)?;
+            let s_len = suffix
+                .and_then(|s| s.first())
+                .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+            for (p, &pos) in prefixes.iter().zip(positions) {
+                if pos + 1 > self.cfg.context_length {
+                    return Err(Error::ContextOverflow {
+                        len: pos + 1,
+                        max: self.cfg.context_length,
+                    });
+                }
+                let p_len = p
+                    .and_then(|p| p.first())
+                    .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
+                if p_len + s_len != pos {
+                    return Err(Error::KvCache(format!(
+                        "position {pos} != prefix {p_len} + suffix {s_len}"
+                    )));
+                }
             }
-        }
-        let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?;
-        let mut new_kv = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
-            let layer_prefix: Vec<Option<&LayerKv>> =
-                prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect();
-            let (a, kv) = self.row_attention(
-                layer,
-                &h,
-                &layer_prefix,
-                suffix.and_then(|s| s.get(i)),
-                positions,
-            )?;
-            new_kv.push(kv);
-            x = self.mlp(layer, (x + a)?)?;
-        }
-        let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
-        Ok((self.output.forward(&last)?, new_kv))
+            let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
+            let mut x = self.embed.embedding(&ids)?;
+            let mut new_kv = Vec::with_capacity(self.layers.len());
+            for (i, layer) in self.layers.iter().enumerate() {
+                let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.cfg.rms_eps)?;
+                let layer_prefix: Vec<Option<&LayerKv>> =
+                    prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect();
+                let (a, kv) = self.row_attention(
+                    layer,
+                    &h,
+                    &layer_prefix,
+                    suffix.and_then(|s| s.get(i)),
+                    positions,
+                )?;
+                new_kv.push(kv);
+                x = self.mlp(layer, (x + a)?)?;
+            }
+            let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
+            Ok((self.output.forward(&last)?, new_kv))
+        })
     }
 
     /// A typed error for the first token id outside the vocabulary.
