@@ -395,17 +395,8 @@ impl Model {
                 });
             }
             self.check_vocab(tokens.iter().flatten())?;
-            let p_len = prefix
-                .and_then(|p| p.first())
-                .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
-            let s_len = suffix
-                .and_then(|s| s.first())
-                .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
-            if p_len + s_len != pos {
-                return Err(Error::KvCache(format!(
-                    "position {pos} != prefix {p_len} + suffix {s_len}"
-                )));
-            }
+            let s_len = kv_len(suffix, 2);
+            check_position(pos, kv_len(prefix, 1), s_len)?;
             let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
             let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
             let mut x = self.embed.embedding(&ids)?;
@@ -664,9 +655,7 @@ impl Model {
                 ));
             }
             self.check_vocab(tokens)?;
-            let s_len = suffix
-                .and_then(|s| s.first())
-                .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+            let s_len = kv_len(suffix, 2);
             for (p, &pos) in prefixes.iter().zip(positions) {
                 if pos + 1 > self.cfg.context_length {
                     return Err(Error::ContextOverflow {
@@ -674,14 +663,7 @@ impl Model {
                         max: self.cfg.context_length,
                     });
                 }
-                let p_len = p
-                    .and_then(|p| p.first())
-                    .map_or(0, |(k, _)| k.dim(1).unwrap_or(0));
-                if p_len + s_len != pos {
-                    return Err(Error::KvCache(format!(
-                        "position {pos} != prefix {p_len} + suffix {s_len}"
-                    )));
-                }
+                check_position(pos, kv_len(*p, 1), s_len)?;
             }
             let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
             let mut x = self.embed.embedding(&ids)?;
@@ -726,6 +708,24 @@ impl Model {
         let g = candle_nn::ops::silu(g)?;
         Ok((x + layer.w_down.forward(&(g * u)?)?)?)
     }
+}
+
+/// Positions held by per-layer keys/values (read from the first layer's keys along
+/// `dim`: 1 for a shared prefix `(kv_heads, P, head_dim)`, 2 for rows' own `(rows,
+/// kv_heads, S, head_dim)`); 0 for none.
+fn kv_len(kv: Option<&[LayerKv]>, dim: usize) -> usize {
+    kv.and_then(|kv| kv.first())
+        .map_or(0, |(k, _)| k.dim(dim).unwrap_or(0))
+}
+
+/// A typed error unless a token at `pos` follows exactly the prefix and the own keys.
+fn check_position(pos: usize, p_len: usize, s_len: usize) -> Result<()> {
+    if p_len + s_len != pos {
+        return Err(Error::KvCache(format!(
+            "position {pos} != prefix {p_len} + suffix {s_len}"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs `f` on a thread of rayon's pool (inline when already on one). A forward pass is
