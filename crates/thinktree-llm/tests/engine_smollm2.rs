@@ -32,38 +32,29 @@ fn model_path() -> PathBuf {
     thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The default model loaded with `weights` as its in-memory format.
+fn load(weights: WeightFormat) -> CandleEngine {
+    CandleEngine::load(model_path(), EngineOptions::default().weights(weights))
+        .expect("SmolLM2 loads")
+}
+
 /// The model with its GGUF quantization kept (candle's quantized kernels).
 fn engine() -> &'static CandleEngine {
     static E: OnceLock<CandleEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        let opts = EngineOptions::default().weights(WeightFormat::AsStored);
-        CandleEngine::load(model_path(), opts).expect("SmolLM2 loads")
-    })
+    E.get_or_init(|| load(WeightFormat::AsStored))
 }
 
 /// The same model with weights dequantized to f32 (kernel-independent arithmetic; the
-/// engine's default format).
+/// default format until session 3).
 fn exact_engine() -> &'static CandleEngine {
     static E: OnceLock<CandleEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        CandleEngine::load(
-            model_path(),
-            EngineOptions::default().weights(WeightFormat::F32),
-        )
-        .expect("SmolLM2 loads")
-    })
+    E.get_or_init(|| load(WeightFormat::F32))
 }
 
 /// The engine's default: thinktree's 8-bit kernel (Q4_1 values kept exactly).
 fn int8_engine() -> &'static CandleEngine {
     static E: OnceLock<CandleEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        CandleEngine::load(
-            model_path(),
-            EngineOptions::default().weights(WeightFormat::Int8),
-        )
-        .expect("SmolLM2 loads")
-    })
+    E.get_or_init(|| load(WeightFormat::Int8))
 }
 
 struct Reference {
