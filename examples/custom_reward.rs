@@ -1,15 +1,17 @@
 //! Plug your own reward into the search.
 //!
-//! Run with `cargo run -p thinktree --example custom_reward` (downloads the default model
-//! on first use). The reward below prefers short steps that show their arithmetic; mix it
+//! Run with `cargo run --release -p thinktree --example custom_reward [MODEL.gguf]` after
+//! `bash scripts/fetch-model.sh` (the default is the SmolLM2 file it fetches). The reward below prefers short steps that show their arithmetic; mix it
 //! with the built-in arithmetic verifier and let MCTS search under it.
 
-use thinktree::llm::candle_engine::{CandleEngine, EngineOptions};
-use thinktree::llm::model_path::ensure_default_model;
-use thinktree::llm::reason::{Method, ScorerSpec, SolveConfig, solve};
+use thinktree::llm::{EngineOptions, LocalEngine};
+use thinktree::reason::{Method, ScorerSpec, SolveConfig, solve};
 
-fn main() -> thinktree::llm::Result<()> {
-    let engine = CandleEngine::load(ensure_default_model()?, EngineOptions::default())?;
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let model = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
+    let engine = LocalEngine::load(&model, EngineOptions::default())?;
 
     // Your reward: (question, steps so far) -> score in [0, 1].
     let shows_work = |_question: &str, steps: &[String]| {

@@ -4,23 +4,28 @@
 //!
 //! `cargo bench -p thinktree-llm --bench engine` (set THINKTREE_MODEL to use another GGUF).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use thinktree_llm::candle_engine::{CandleEngine, EngineOptions};
-use thinktree_llm::engine::{Engine, SampleParams, StopCondition};
+use thinktree_engine::{Engine, SampleParams, StopCondition};
+use thinktree_llm::{EngineOptions, LocalEngine};
 use thinktree_llm::kv_cache::KvState;
 use thinktree_llm::model::WeightFormat;
 
 const DECODE: usize = 32;
 
-/// The default model, found like the library finds it (`THINKTREE_MODEL`, then `models/`).
+/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
+/// (`bash scripts/fetch-model.sh` puts it there).
 fn model_path() -> PathBuf {
-    thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
+    std::env::var_os("THINKTREE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        })
 }
 
 fn prompt_ids() -> Vec<u32> {
@@ -37,20 +42,21 @@ fn prompt_ids() -> Vec<u32> {
 }
 
 /// Tokens a sampling call really generates (rows may stop early on EOS).
-fn generated(e: &CandleEngine, s: &KvState, n: usize, p: &SampleParams) -> u64 {
+fn generated(e: &LocalEngine, s: &KvState, n: usize, p: &SampleParams) -> u64 {
     e.sample(s, n, p).expect("sample").1.generated_tokens
 }
 
 fn bench_engine(c: &mut Criterion) {
     // THINKTREE_BENCH_WEIGHTS=f16|f32|q8_0|as-stored benchmarks another in-memory weight format.
-    let weights = match std::env::var("THINKTREE_BENCH_WEIGHTS").as_deref() {
-        Ok("f16") => WeightFormat::F16,
-        Ok("f32") => WeightFormat::F32,
-        Ok("q8_0") => WeightFormat::Q8_0,
-        Ok("as-stored") => WeightFormat::AsStored,
-        _ => WeightFormat::Int8,
+    // Any other value stops the bench: a misspelt format must not silently measure the
+    // default.
+    let weights: WeightFormat = match std::env::var("THINKTREE_BENCH_WEIGHTS") {
+        Ok(name) => name
+            .parse()
+            .unwrap_or_else(|e| panic!("THINKTREE_BENCH_WEIGHTS: {e}")),
+        Err(_) => WeightFormat::Int8,
     };
-    let e = CandleEngine::load(model_path(), EngineOptions::default().weights(weights))
+    let e = LocalEngine::load(model_path(), EngineOptions::default().weights(weights))
         .expect("model loads");
     let ids = prompt_ids();
     let (state, _) = e.extend_tokens(&e.root(), &ids).expect("prefill");

@@ -1,279 +1,485 @@
-//! The engine line: what the reasoning layer needs from a language model.
+//! The in-process engine: a GGUF model run by candle, with the tree KV cache.
 //!
-//! Everything above this trait (policy adapter, scorers, search methods, the GSM8K
-//! harness) is written against [`Engine`] only. The in-process candle engine is one
-//! implementation; a remote OpenAI-compatible server backend is another.
-//!
-//! The central idea is the [`Engine::State`]: an opaque, cheaply clonable handle to "the
-//! context so far" (for the in-process engine, a node of the tree-shaped KV cache). A
-//! search node stores its state; expanding the node continues from it, so a shared
-//! prefix is never computed twice.
+//! [`LocalEngine`] implements [`Engine`] with [`KvState`] as its state: extending or
+//! sampling from a state computes only tokens the state does not already hold, and the `n`
+//! continuations of one state are decoded together, one batched forward per token.
 
-use std::ops::{Add, AddAssign};
+use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
-use crate::chat::ChatMessage;
+use thinktree_engine::{ChatMessage, Continuation, Engine, FinishReason, SampleParams, Usage};
+use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 use crate::error::{Error, Result};
 
-/// Compute spent by one or more engine calls: the unit two methods are compared in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Prompt tokens the model actually computed (prefill not served from a cache).
-    pub prompt_tokens: u64,
-    /// Tokens sampled (summed over all continuations).
-    pub generated_tokens: u64,
-    /// Token positions the model computed in total: prefill plus one per batch row per
-    /// decode step. This is the honest cost of a call.
-    pub computed_tokens: u64,
-    /// Forward passes of the model.
-    pub forward_calls: u64,
+type EngineResult<T> = thinktree_engine::Result<T>;
+use crate::kv_cache::{KvCache, KvState};
+use crate::model::{LayerKv, Model, WeightFormat};
+use crate::sampler::{find_stop, log_sum_exp, row_rng, sample_token};
+
+/// How [`LocalEngine::load`] sets the engine up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Bytes of cached keys/values (and logits) kept resident; least recently used tree
+    /// nodes beyond it are dropped and recomputed on demand.
+    pub kv_budget_bytes: usize,
+    /// In-memory weight format (requantizing trades load time and memory for speed).
+    pub weights: WeightFormat,
 }
 
-impl AddAssign for Usage {
-    fn add_assign(&mut self, o: Self) {
-        self.prompt_tokens += o.prompt_tokens;
-        self.generated_tokens += o.generated_tokens;
-        self.computed_tokens += o.computed_tokens;
-        self.forward_calls += o.forward_calls;
+impl Default for EngineOptions {
+    fn default() -> Self {
+        // 2 GiB holds ~45k SmolLM2-135M context tokens: a large search tree stays resident.
+        // 8-bit weights in thinktree's own kernel: a weight block is read once for all rows
+        // of a sibling batch, and a decode step reads a quarter of the bytes of f32
+        // (docs/PERFORMANCE.md, "Engine").
+        Self {
+            kv_budget_bytes: 2 << 30,
+            weights: WeightFormat::Int8,
+        }
     }
 }
 
-impl Add for Usage {
-    type Output = Usage;
-    fn add(mut self, o: Self) -> Self {
-        self += o;
+impl EngineOptions {
+    /// Sets the KV memory budget.
+    pub fn kv_budget_bytes(mut self, bytes: usize) -> Self {
+        self.kv_budget_bytes = bytes;
+        self
+    }
+    /// Sets the in-memory weight format.
+    pub fn weights(mut self, weights: WeightFormat) -> Self {
+        self.weights = weights;
         self
     }
 }
 
-/// When a sampled continuation stops (besides EOS, which always stops it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StopCondition {
-    /// Stop as soon as the generated text contains any of these strings. The matched
-    /// string is kept at the end of the continuation's text.
-    pub stop_strings: Vec<String>,
-    /// Stop after this many generated tokens.
-    pub max_tokens: usize,
+/// A GGUF language model in this process, shareable by many trees and threads.
+#[derive(Debug)]
+pub struct LocalEngine {
+    model: Arc<Model>,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    cache: KvCache,
+    name: String,
 }
 
-impl StopCondition {
-    /// Stop at a newline or after `max_tokens`.
-    pub fn newline(max_tokens: usize) -> Self {
-        Self {
-            stop_strings: vec!["\n".into()],
-            max_tokens,
-        }
-    }
-    /// Stop at a blank line or after `max_tokens`.
-    pub fn blank_line(max_tokens: usize) -> Self {
-        Self {
-            stop_strings: vec!["\n\n".into()],
-            max_tokens,
-        }
-    }
-    /// Stop only at EOS or after `max_tokens` (fixed-size chunks).
-    pub fn tokens(max_tokens: usize) -> Self {
-        Self {
-            stop_strings: Vec::new(),
-            max_tokens,
-        }
-    }
+/// One decoding row of [`LocalEngine::sample`].
+struct Row {
+    rng: rand_chacha::ChaCha8Rng,
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    text: String,
+    finish: Option<FinishReason>,
+    /// Keys/values of the row's tokens that went through the model, when it left the batch.
+    kv: Vec<LayerKv>,
+    /// Next-token logits after all its tokens (known when it stopped on EOS).
+    logits: Option<Vec<f32>>,
 }
 
-/// Sampling settings for one call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleParams {
-    /// Softmax temperature; 0 means greedy (argmax).
-    pub temperature: f32,
-    /// Keep only the `k` most likely tokens (None: all).
-    pub top_k: Option<usize>,
-    /// Nucleus sampling: keep the smallest set with this much mass (None: all).
-    pub top_p: Option<f32>,
-    /// When each continuation stops.
-    pub stop: StopCondition,
-    /// Seed of this call's random stream: the same seed, state and params give the same
-    /// continuations.
-    pub seed: u64,
-}
-
-impl Default for SampleParams {
-    fn default() -> Self {
-        Self {
-            temperature: 0.7,
-            top_k: None,
-            top_p: Some(0.95),
-            stop: StopCondition::newline(128),
-            seed: 0,
-        }
-    }
-}
-
-impl SampleParams {
-    /// Greedy decoding with the given stop condition.
-    pub fn greedy(stop: StopCondition) -> Self {
-        Self {
-            temperature: 0.0,
-            top_k: None,
-            top_p: None,
-            stop,
-            seed: 0,
-        }
+impl LocalEngine {
+    /// Loads a llama/qwen2 GGUF. A missing file is [`thinktree_gguf::Error::NotFound`],
+    /// an unreadable or truncated one [`thinktree_gguf::Error::InvalidGguf`] (both inside
+    /// [`Error::Gguf`]).
+    pub fn load(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let (content, mut file) = thinktree_gguf::gguf::open(path)?;
+        let model = Model::from_gguf(&content, &mut file, opts.weights).map_err(|e| match e {
+            Error::Weights(c) => Error::Gguf(thinktree_gguf::Error::InvalidGguf {
+                path: path.to_owned(),
+                reason: c.to_string(),
+            }),
+            other => other,
+        })?;
+        let tokenizer = GgufTokenizer::from_gguf(&content)?;
+        let template = ChatTemplate::from_gguf(&content)?;
+        let name = content
+            .metadata
+            .get("general.name")
+            .and_then(|v| v.to_string().ok().cloned())
+            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "gguf model".into());
+        Ok(Self {
+            model: Arc::new(model),
+            tokenizer,
+            template,
+            cache: KvCache::new(opts.kv_budget_bytes),
+            name,
+        })
     }
 
-    /// Checks ranges: temperature >= 0 and finite, top_k >= 1, top_p in (0, 1],
-    /// max_tokens >= 1.
-    pub fn validate(&self) -> Result<()> {
-        if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return Err(Error::InvalidConfig(format!(
-                "temperature must be finite and >= 0, got {}",
-                self.temperature
-            )));
-        }
-        if self.top_k == Some(0) {
-            return Err(Error::InvalidConfig("top_k must be >= 1".into()));
-        }
-        if let Some(p) = self.top_p
-            && !(p > 0.0 && p <= 1.0)
-        {
-            return Err(Error::InvalidConfig(format!(
-                "top_p must be in (0, 1], got {p}"
-            )));
-        }
-        if self.stop.max_tokens == 0 {
-            return Err(Error::InvalidConfig("max_tokens must be >= 1".into()));
-        }
-        if self.stop.stop_strings.iter().any(|s| s.is_empty()) {
-            return Err(Error::InvalidConfig(
-                "stop strings must not be empty".into(),
-            ));
-        }
-        Ok(())
+    /// The shared weights.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
     }
-}
 
-/// Why a continuation ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FinishReason {
-    /// One of the stop strings appeared (the string that matched).
-    Stop(String),
-    /// The model emitted an end-of-sequence token.
-    Eos,
-    /// `max_tokens` was reached.
-    MaxTokens,
-}
-
-/// One sampled continuation of a state.
-#[derive(Debug, Clone)]
-pub struct Continuation<S> {
-    /// The generated text (including a matched stop string, excluding EOS).
-    pub text: String,
-    /// The generated token ids (excluding EOS).
-    pub tokens: Vec<u32>,
-    /// Natural-log probability of each generated token under the model's unmodified
-    /// distribution (temperature 1, no truncation), one per entry of `tokens`.
-    pub logprobs: Vec<f32>,
-    /// Why it stopped.
-    pub finish: FinishReason,
-    /// The state after this continuation: parent context plus `tokens`. Continuing from
-    /// it reuses everything already computed.
-    pub state: S,
-}
-
-impl<S> Continuation<S> {
-    /// Sum of token log-probabilities.
-    pub fn total_logprob(&self) -> f32 {
-        self.logprobs.iter().sum()
+    /// The tokenizer read from the GGUF.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
     }
-    /// Mean token log-probability (0 for an empty continuation).
-    pub fn mean_logprob(&self) -> f32 {
-        if self.logprobs.is_empty() {
-            0.0
+
+    /// The KV store (for memory figures and cache statistics).
+    pub fn kv_cache(&self) -> &KvCache {
+        &self.cache
+    }
+
+    /// The state after appending token ids to `parent`, computing only the new tokens.
+    pub fn extend_tokens(&self, parent: &KvState, ids: &[u32]) -> Result<(KvState, Usage)> {
+        self.cache.check(parent)?;
+        if ids.is_empty() {
+            return Ok((parent.clone(), Usage::default()));
+        }
+        let max = self.model.config().context_length;
+        if parent.len() + ids.len() > max {
+            return Err(Error::ContextOverflow {
+                len: parent.len() + ids.len(),
+                max,
+            });
+        }
+        let child = self.cache.child(parent, ids.to_vec())?;
+        let prep = self.cache.prepare(&self.model, &child, true)?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens,
+            forward_calls: prep.forward_calls,
+        };
+        Ok((child, usage))
+    }
+
+    /// The raw next-token logits after `state` (computing what is missing).
+    pub fn next_logits(&self, state: &KvState) -> Result<(Arc<Vec<f32>>, Usage)> {
+        let prep = self.cache.prepare(&self.model, state, true)?;
+        let logits = prep
+            .logits
+            .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens,
+            forward_calls: prep.forward_calls,
+        };
+        Ok((logits, usage))
+    }
+
+    /// Samples `n` rows of each `(state, n, seed)` group in one batch (see
+    /// [`Engine::sample_many`]).
+    #[allow(clippy::type_complexity)]
+    fn sample_groups(
+        &self,
+        groups: &[(&KvState, usize, u64)],
+        params: &SampleParams,
+    ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
+        // Each step's row sampling is parallel too: one hand-over to the pool per call.
+        crate::model::on_pool(|| {
+            params.validate()?;
+            let mut usage = Usage::default();
+            let mut preps = Vec::with_capacity(groups.len());
+            let mut bases = Vec::with_capacity(groups.len());
+            for &(state, _, _) in groups {
+                self.cache.check(state)?;
+            }
+            for &(state, n, _) in groups {
+                if n == 0 {
+                    preps.push(Vec::new());
+                    bases.push(Arc::new(Vec::new()));
+                    continue;
+                }
+                let prep = self.cache.prepare(&self.model, state, true)?;
+                usage.prompt_tokens += prep.computed_tokens;
+                usage.computed_tokens += prep.computed_tokens;
+                usage.forward_calls += prep.forward_calls;
+                bases.push(
+                    prep.logits
+                        .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?,
+                );
+                preps.push(prep.kv);
+            }
+            let eos = self.tokenizer.eos_token_ids();
+            let max_ctx = self.model.config().context_length;
+            // Row r belongs to group group_of[r]; rows are laid out group after group.
+            let group_of: Vec<usize> = groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, &(_, n, _))| std::iter::repeat_n(g, n))
+                .collect();
+            let mut rows: Vec<Row> = groups
+                .iter()
+                .flat_map(|&(_, n, seed)| (0..n).map(move |i| (seed, i)))
+                .map(|(seed, i)| Row {
+                    rng: row_rng(seed, i),
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    text: String::new(),
+                    finish: None,
+                    kv: Vec::new(),
+                    logits: None,
+                })
+                .collect();
+            let mut active: Vec<usize> = (0..rows.len()).collect();
+            let mut suffix: Option<Vec<LayerKv>> = None;
+            let mut step_logits: Vec<Vec<f32>> = Vec::new();
+            let mut steps = 0usize;
+            loop {
+                let mut keep = Vec::with_capacity(active.len());
+                let mut feed = Vec::with_capacity(active.len());
+                // Each row draws from its own generator, so rows sample in parallel (a
+                // vocabulary-wide softmax per row is a real share of a batched step).
+                let drawn: Vec<(u32, f32)> = {
+                    let mut live: Vec<&mut Row> = rows
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(i, _)| active.binary_search(i).is_ok())
+                        .map(|(_, row)| row)
+                        .collect();
+                    let draw = |(j, row): (usize, &mut &mut Row)| {
+                        let base = bases[group_of[active[j]]].as_slice();
+                        let logits = step_logits.get(j).map_or(base, Vec::as_slice);
+                        sample_token(logits, params, &mut row.rng)
+                    };
+                    if live.len() > 1 {
+                        live.par_iter_mut().enumerate().map(draw).collect()
+                    } else {
+                        live.iter_mut().enumerate().map(draw).collect()
+                    }
+                };
+                for (j, (&r, &(tok, lp))) in active.iter().zip(&drawn).enumerate() {
+                    let base = bases[group_of[r]].as_slice();
+                    let logits: &[f32] = step_logits.get(j).map_or(base, Vec::as_slice);
+                    let pos = groups[group_of[r]].0.len() + steps;
+                    let row = &mut rows[r];
+                    if eos.contains(&tok) {
+                        row.finish = Some(FinishReason::Eos);
+                        row.logits = Some(logits.to_vec());
+                        continue;
+                    }
+                    row.tokens.push(tok);
+                    row.logprobs.push(lp);
+                    usage.generated_tokens += 1;
+                    let text = self.tokenizer.decode(&row.tokens)?;
+                    if let Some((end, s)) = find_stop(&text, &params.stop.stop_strings) {
+                        row.text = text[..end].to_string();
+                        row.finish = Some(FinishReason::Stop(s.to_string()));
+                        continue;
+                    }
+                    row.text = text;
+                    if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
+                        row.finish = Some(FinishReason::MaxTokens);
+                        continue;
+                    }
+                    keep.push(j);
+                    feed.push(tok);
+                }
+                if let Some(kv) = &suffix {
+                    for (j, &r) in active.iter().enumerate() {
+                        if !keep.contains(&j) {
+                            rows[r].kv = take_row(kv, j)?;
+                        }
+                    }
+                }
+                if keep.is_empty() {
+                    break;
+                }
+                if keep.len() < active.len()
+                    && let Some(kv) = suffix.take()
+                {
+                    let idx: Vec<u32> = keep.iter().map(|&j| j as u32).collect();
+                    let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+                    suffix = Some(
+                        kv.iter()
+                            .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                active = keep.iter().map(|&j| active[j]).collect();
+                let prefixes: Vec<Option<&[LayerKv]>> = active
+                    .iter()
+                    .map(|&r| Some(preps[group_of[r]].as_slice()))
+                    .collect();
+                let positions: Vec<usize> = active
+                    .iter()
+                    .map(|&r| groups[group_of[r]].0.len() + steps)
+                    .collect();
+                let (logits, kv) =
+                    self.model
+                        .forward_rows(&feed, &prefixes, suffix.as_deref(), &positions)?;
+                steps += 1;
+                suffix = Some(kv);
+                step_logits = logits.to_vec2::<f32>()?;
+                usage.computed_tokens += active.len() as u64;
+                usage.forward_calls += 1;
+            }
+            let mut out: Vec<Vec<Continuation<KvState>>> = groups
+                .iter()
+                .map(|&(_, n, _)| Vec::with_capacity(n))
+                .collect();
+            for (row, &g) in rows.into_iter().zip(&group_of) {
+                out[g].push(self.finish_row(groups[g].0, row)?);
+            }
+            Ok((out, usage))
+        })
+    }
+
+    fn finish_row(&self, state: &KvState, row: Row) -> Result<Continuation<KvState>> {
+        let finish = row.finish.unwrap_or(FinishReason::MaxTokens);
+        let child = if row.tokens.is_empty() {
+            state.clone()
         } else {
-            self.total_logprob() / self.logprobs.len() as f32
-        }
+            let child = self.cache.child(state, row.tokens.clone())?;
+            if !row.kv.is_empty() {
+                let logits = if row
+                    .kv
+                    .first()
+                    .map(|(k, _)| k.dims().get(1) == Some(&row.tokens.len()))
+                    == Some(true)
+                {
+                    row.logits
+                } else {
+                    None
+                };
+                self.cache.attach(&child, row.kv, logits)?;
+            }
+            child
+        };
+        Ok(Continuation {
+            text: row.text,
+            tokens: row.tokens,
+            logprobs: row.logprobs,
+            finish,
+            state: child,
+        })
     }
 }
 
-/// A language model as the reasoning layer sees it.
-///
-/// Implementations must be shareable across threads (`Send + Sync`): many trees and rayon
-/// workers drive one engine, whose weights are immutable.
-pub trait Engine: Send + Sync {
-    /// A handle to a context (the tokens so far and whatever is cached for them).
-    /// Cloning is cheap; a state stays valid for as long as it is held.
-    type State: Clone + Send + Sync + std::fmt::Debug;
+/// Row `j` of each layer's batched keys/values, copied out so the batch can be freed.
+fn take_row(kv: &[LayerKv], j: usize) -> Result<Vec<LayerKv>> {
+    kv.iter()
+        .map(|(k, v)| Ok((k.get(j)?.copy()?, v.get(j)?.copy()?)))
+        .collect()
+}
 
-    /// A short human-readable name of the model (for reports).
-    fn name(&self) -> String;
+impl Engine for LocalEngine {
+    type State = KvState;
 
-    /// Token ids of `text` (no special tokens added).
-    fn tokenize(&self, text: &str) -> Result<Vec<u32>>;
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 
-    /// Text of token ids.
-    fn detokenize(&self, ids: &[u32]) -> Result<String>;
+    /// Special-token markers in `text` (such as `<|im_start|>`) become their ids, exactly
+    /// as [`Engine::extend`] tokenizes.
+    fn tokenize(&self, text: &str) -> EngineResult<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, true)?)
+    }
 
-    /// The model's chat template applied to `messages`; with `add_generation_prompt` the
-    /// text ends where the assistant's reply begins.
-    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>;
+    fn detokenize(&self, ids: &[u32]) -> EngineResult<String> {
+        Ok(self.tokenizer.decode(ids)?)
+    }
 
-    /// The empty context.
-    fn root(&self) -> Self::State;
+    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> EngineResult<String> {
+        Ok(self.template.apply(messages, add_generation_prompt)?)
+    }
 
-    /// Number of tokens in a state's context.
-    fn state_len(&self, state: &Self::State) -> usize;
+    fn root(&self) -> KvState {
+        self.cache.root()
+    }
 
-    /// The state after appending `text` to `parent`. Only the new tokens are computed.
-    fn extend(&self, parent: &Self::State, text: &str) -> Result<(Self::State, Usage)>;
+    fn state_len(&self, state: &KvState) -> usize {
+        state.len()
+    }
 
-    /// `n` continuations of `state`, decoded together (one batched forward per token).
+    fn extend(&self, parent: &KvState, text: &str) -> EngineResult<(KvState, Usage)> {
+        let ids = self.tokenizer.encode(text, true)?;
+        Ok(self.extend_tokens(parent, &ids)?)
+    }
+
     fn sample(
         &self,
-        state: &Self::State,
+        state: &KvState,
         n: usize,
         params: &SampleParams,
-    ) -> Result<(Vec<Continuation<Self::State>>, Usage)>;
+    ) -> EngineResult<(Vec<Continuation<KvState>>, Usage)> {
+        let (mut out, usage) = self.sample_groups(&[(state, n, params.seed)], params)?;
+        Ok((out.pop().unwrap_or_default(), usage))
+    }
 
-    /// Continuations of several states at once: `requests[i] = (state, n)`. Engines that
-    /// can batch different prefixes in one forward override this; the default samples
-    /// each request in turn with seeds `params.seed + i`.
-    #[allow(clippy::type_complexity)]
+    /// Every request's rows decode in one batch: rows of different states attend to
+    /// their own prefixes, so a search's whole frontier advances in one forward per
+    /// token. Request `i` uses seed `params.seed + i`, so the results are those of
+    /// sampling the requests one by one.
     fn sample_many(
         &self,
-        requests: &[(&Self::State, usize)],
+        requests: &[(&KvState, usize)],
         params: &SampleParams,
-    ) -> Result<(Vec<Vec<Continuation<Self::State>>>, Usage)> {
-        let mut usage = Usage::default();
-        let mut out = Vec::with_capacity(requests.len());
-        for (i, (state, n)) in requests.iter().enumerate() {
-            let p = SampleParams {
-                seed: params.seed.wrapping_add(i as u64),
-                ..params.clone()
-            };
-            let (c, u) = self.sample(state, *n, &p)?;
-            usage += u;
-            out.push(c);
-        }
+    ) -> EngineResult<(Vec<Vec<Continuation<KvState>>>, Usage)> {
+        let groups: Vec<(&KvState, usize, u64)> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, n))| (s, n, params.seed.wrapping_add(i as u64)))
+            .collect();
+        Ok(self.sample_groups(&groups, params)?)
+    }
+
+    fn next_token_logprobs(
+        &self,
+        state: &KvState,
+        candidates: &[u32],
+    ) -> EngineResult<(Vec<f32>, Usage)> {
+        let (logits, usage) = self.next_logits(state)?;
+        let lse = log_sum_exp(&logits);
+        let out = candidates
+            .iter()
+            .map(|&c| {
+                logits.get(c as usize).map(|&x| x - lse).ok_or(Error::TokenOutOfVocab {
+                    id: c,
+                    vocab: logits.len(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok((out, usage))
     }
 
-    /// Natural-log probabilities of each candidate token as the next token after `state`
-    /// (e.g. the ids of " Yes" and " No" for self-evaluation).
-    fn next_token_logprobs(
-        &self,
-        state: &Self::State,
-        candidates: &[u32],
-    ) -> Result<(Vec<f32>, Usage)>;
+    /// Runs the context's last token once more on top of the cached keys/values of the
+    /// tokens before it and returns the final-norm hidden state: one token of compute
+    /// (plus whatever the cache had to fill in). The normal decode path is untouched.
+    fn hidden_state(&self, state: &KvState) -> EngineResult<(Vec<f32>, Usage)> {
+        Ok(self.final_hidden(state)?)
+    }
+}
 
-    /// The model's final hidden state at the last token of `state` (the output of the
-    /// final norm, the vector the output projection reads): the features of a learned value
-    /// head ([`crate::value`]). Engines that cannot expose it (a remote server) keep this
-    /// default, an [`Error::Unsupported`].
-    fn hidden_state(&self, state: &Self::State) -> Result<(Vec<f32>, Usage)> {
-        let _ = state;
-        Err(Error::Unsupported(format!(
-            "engine `{}` does not expose hidden states (needed by a value head)",
-            self.name()
-        )))
+impl LocalEngine {
+    /// [`Engine::hidden_state`] with this crate's error.
+    fn final_hidden(&self, state: &KvState) -> Result<(Vec<f32>, Usage)> {
+        self.cache.check(state)?;
+        let len = state.len();
+        let Some(&last) = state.tokens().last() else {
+            return Err(Error::Engine(thinktree_engine::Error::EmptyPrompt(
+                "hidden_state needs a context that ends in a token (extend the root first)",
+            )));
+        };
+        let prep = self.cache.prepare(&self.model, state, false)?;
+        let prefix: Vec<LayerKv> = prep
+            .kv
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.narrow(1, 0, len - 1)?.contiguous()?,
+                    v.narrow(1, 0, len - 1)?.contiguous()?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let (hidden, _) = self.model.forward_hidden(
+            &[vec![last]],
+            (len > 1).then_some(prefix.as_slice()),
+            None,
+            len - 1,
+        )?;
+        let usage = Usage {
+            prompt_tokens: prep.computed_tokens,
+            generated_tokens: 0,
+            computed_tokens: prep.computed_tokens + 1,
+            forward_calls: prep.forward_calls + 1,
+        };
+        Ok((hidden.squeeze(0)?.to_vec1::<f32>()?, usage))
     }
 }

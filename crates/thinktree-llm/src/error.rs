@@ -1,56 +1,41 @@
 //! The crate's one error type.
 //!
 //! Every fallible public function returns [`Result`]. Bad input (a malformed GGUF, an
-//! empty prompt, an invalid sampling config, a broken data line) is an [`Error`], never a
-//! panic.
+//! unsupported architecture, a token outside the vocabulary, a context past the model's
+//! length) is an [`Error`], never a panic. Through the [`thinktree_engine::Engine`] trait
+//! these travel as [`thinktree_engine::Error`]: the variants the trait names directly,
+//! the rest typed inside its `Backend` variant (downcast to this enum).
 
-use std::path::PathBuf;
-
-/// Everything that can go wrong in `thinktree-llm`.
+/// Everything that can go wrong in the in-process engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The model file does not exist where it was looked for.
-    #[error(
-        "model file not found: {path}\n  fix: run `bash scripts/fetch-model.sh` (downloads SmolLM2-135M-Instruct Q4_1 into models/), or pass --model PATH, or set THINKTREE_MODEL"
-    )]
-    ModelNotFound {
-        /// The path that was tried.
-        path: PathBuf,
-    },
-    /// The file exists but is not a usable GGUF model.
-    #[error(
-        "invalid GGUF file {path}: {reason}\n  fix: re-download it with `bash scripts/fetch-model.sh --force`, or pass a valid llama-family GGUF"
-    )]
-    InvalidGguf {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// The GGUF is valid but describes an architecture or tensor layout we do not run.
+    /// The file could not be read as a GGUF, or its metadata, tokenizer or template is
+    /// malformed.
+    #[error(transparent)]
+    Gguf(#[from] thinktree_gguf::Error),
+    /// The GGUF is valid but describes an architecture or tensor layout this engine does
+    /// not run.
     #[error("unsupported model: {0}")]
     UnsupportedModel(String),
-    /// A metadata key required to build the model or tokenizer is missing or has the wrong type.
-    #[error("GGUF metadata key `{key}`: {reason}")]
-    Metadata {
-        /// The metadata key.
-        key: String,
-        /// What was wrong.
-        reason: String,
+    /// A weight tensor's data could not be read or converted.
+    #[error("weights: {0}")]
+    Weights(#[from] candle_core::Error),
+    /// An engine option is out of range (a KV budget, a weight format name).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A forward pass was called with inputs of inconsistent shapes (a caller bug inside
+    /// this crate, reported instead of a panic).
+    #[error("forward pass: {0}")]
+    Shape(String),
+    /// A token id outside the model's vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
+    TokenOutOfVocab {
+        /// The id.
+        id: u32,
+        /// Vocabulary size.
+        vocab: usize,
     },
-    /// Building or running the tokenizer failed.
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    /// A chat template could not be applied.
-    #[error("chat template: {0}")]
-    ChatTemplate(String),
-    /// A prompt or text that must not be empty was empty.
-    #[error("empty prompt: {0}")]
-    EmptyPrompt(&'static str),
-    /// A configuration value is out of range.
-    #[error("invalid config: {0}")]
-    InvalidConfig(String),
     /// The context would exceed the model's maximum length.
     #[error("context length {len} exceeds the model's maximum of {max}")]
     ContextOverflow {
@@ -59,72 +44,38 @@ pub enum Error {
         /// The model's limit.
         max: usize,
     },
-    /// A KV-cache handle belongs to another cache or was evicted beyond recovery.
+    /// A KV-cache handle belongs to another cache, or its keys do not line up with the
+    /// position asked for.
     #[error("kv cache: {0}")]
     KvCache(String),
-    /// An error from candle (tensor ops, GGUF reading).
-    #[error("candle: {0}")]
-    Candle(#[from] candle_core::Error),
-    /// An I/O error, with the path involved.
+    /// An I/O error, with the path involved (writing a test model).
     #[error("{path}: {source}")]
     Io {
         /// The file involved.
-        path: PathBuf,
+        path: std::path::PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
     },
-    /// A malformed line in a JSONL data file.
-    #[error("{path}:{line}: {reason}")]
-    Data {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// A JSON (de)serialisation error.
-    #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
-    /// An error from the search core.
-    #[error("search: {0}")]
-    Search(#[from] thinktree_search::Error),
-    /// The engine cannot do what was asked (e.g. a remote backend has no hidden states).
-    #[error("unsupported by this engine: {0}")]
-    Unsupported(String),
-    /// A weight file (a value head) is missing, not a safetensors file, or lacks a tensor.
-    #[error(
-        "weight file {path}: {reason}\n  fix: train one with `train-value --out {path}` (docs/SELFPLAY.md)"
-    )]
-    WeightFile {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// A weight tensor has the wrong shape, or the weights do not fit the model they are
-    /// used with.
-    #[error("weight shape mismatch in {what}: expected {expected:?}, found {found:?}")]
-    WeightShape {
-        /// Which tensor or input.
-        what: String,
-        /// The shape needed.
-        expected: Vec<usize>,
-        /// The shape found.
-        found: Vec<usize>,
-    },
-    /// An error from an engine backend outside this crate (such as the remote server
-    /// backend in `thinktree-remote`); downcast `source` to that crate's error type.
-    #[error("{backend} backend: {source}")]
-    Backend {
-        /// Which backend failed (e.g. `"remote"`).
-        backend: &'static str,
-        /// The backend's own typed error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
+    /// An engine-level error (sampling parameters, an empty prompt).
+    #[error(transparent)]
+    Engine(#[from] thinktree_engine::Error),
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for thinktree_engine::Error {
+    fn from(e: Error) -> Self {
+        use thinktree_engine::Error as E;
+        match e {
+            Error::Engine(e) => e,
+            Error::ContextOverflow { len, max } => E::ContextOverflow { len, max },
+            Error::TokenOutOfVocab { id, vocab } => E::TokenOutOfVocab { id, vocab },
+            other => E::Backend {
+                backend: "local",
+                source: Box::new(other),
+            },
+        }
+    }
+}

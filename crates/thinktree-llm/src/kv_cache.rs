@@ -330,9 +330,9 @@ impl KvCache {
     pub fn prepare(&self, model: &Model, state: &KvState, need_logits: bool) -> Result<Prepared> {
         self.check(state)?;
         if need_logits && state.is_empty() {
-            return Err(Error::EmptyPrompt(
+            return Err(Error::Engine(thinktree_engine::Error::EmptyPrompt(
                 "the context is empty: extend the root with a prompt first",
-            ));
+            )));
         }
         let chain = state.chain();
         let ids: Vec<u64> = chain.iter().map(|n| n.0.id).collect();

@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::SampleParams;
+use thinktree_engine::SampleParams;
 
 /// Tokens whose tempered probability is below this fraction of the top token's are
 /// left out of nucleus sorting: together they hold at most vocab x 1e-9 of the mass, far

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
 
-use thinktree_llm::{
-    ChatMessage, ChatTemplate, Continuation, Engine, GgufTokenizer, SampleParams, Usage,
-};
+use thinktree_engine::{ChatMessage, Continuation, Engine, SampleParams, Usage};
+use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 use crate::error::{Error, Result};
 use crate::options::RemoteOptions;
@@ -96,7 +95,7 @@ impl RemoteEngine {
     /// An engine whose tokenizer and chat template come from the GGUF the servers run.
     pub fn from_gguf(opts: RemoteOptions, gguf: impl AsRef<Path>) -> Result<Self> {
         let path = gguf.as_ref();
-        let (content, _file) = thinktree_llm::model_path::open_gguf(path)?;
+        let (content, _file) = thinktree_gguf::gguf::open(path)?;
         let tokenizer = GgufTokenizer::from_gguf(&content)?;
         let template = ChatTemplate::from_gguf(&content)?;
         let model = path
@@ -214,10 +213,7 @@ fn usage_of(
 /// A well-spread seed for the `k`-th extra request of a call with seed `seed` (SplitMix64),
 /// so fallback requests never repeat a sibling's seed.
 fn sub_seed(seed: u64, k: u64) -> u64 {
-    let mut z = seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    thinktree_search::derive_seed(seed, k)
 }
 
 impl Engine for RemoteEngine {
@@ -227,20 +223,20 @@ impl Engine for RemoteEngine {
         self.name.clone()
     }
 
-    fn tokenize(&self, text: &str) -> thinktree_llm::Result<Vec<u32>> {
-        self.tokenizer.encode(text, true)
+    fn tokenize(&self, text: &str) -> thinktree_engine::Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, true)?)
     }
 
-    fn detokenize(&self, ids: &[u32]) -> thinktree_llm::Result<String> {
-        self.tokenizer.decode(ids)
+    fn detokenize(&self, ids: &[u32]) -> thinktree_engine::Result<String> {
+        Ok(self.tokenizer.decode(ids)?)
     }
 
     fn chat_prompt(
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
-    ) -> thinktree_llm::Result<String> {
-        self.template.apply(messages, add_generation_prompt)
+    ) -> thinktree_engine::Result<String> {
+        Ok(self.template.apply(messages, add_generation_prompt)?)
     }
 
     fn root(&self) -> RemoteState {
@@ -257,7 +253,7 @@ impl Engine for RemoteEngine {
         &self,
         parent: &RemoteState,
         text: &str,
-    ) -> thinktree_llm::Result<(RemoteState, Usage)> {
+    ) -> thinktree_engine::Result<(RemoteState, Usage)> {
         if text.is_empty() {
             return Ok((parent.clone(), Usage::default()));
         }
@@ -272,13 +268,13 @@ impl Engine for RemoteEngine {
         state: &RemoteState,
         n: usize,
         params: &SampleParams,
-    ) -> thinktree_llm::Result<(Vec<Continuation<RemoteState>>, Usage)> {
+    ) -> thinktree_engine::Result<(Vec<Continuation<RemoteState>>, Usage)> {
         params.validate()?;
         if n == 0 {
             return Ok((Vec::new(), Usage::default()));
         }
         if state.text().is_empty() {
-            return Err(thinktree_llm::Error::EmptyPrompt(
+            return Err(thinktree_engine::Error::EmptyPrompt(
                 "a remote sample needs a non-empty context",
             ));
         }
@@ -328,8 +324,8 @@ impl Engine for RemoteEngine {
         &self,
         requests: &[(&RemoteState, usize)],
         params: &SampleParams,
-    ) -> thinktree_llm::Result<(Vec<Vec<Continuation<RemoteState>>>, Usage)> {
-        let results: Vec<thinktree_llm::Result<(Vec<Continuation<RemoteState>>, Usage)>> =
+    ) -> thinktree_engine::Result<(Vec<Vec<Continuation<RemoteState>>>, Usage)> {
+        let results: Vec<thinktree_engine::Result<(Vec<Continuation<RemoteState>>, Usage)>> =
             thread::scope(|s| {
                 let handles: Vec<_> = requests
                     .iter()
@@ -368,9 +364,9 @@ impl Engine for RemoteEngine {
         &self,
         state: &RemoteState,
         candidates: &[u32],
-    ) -> thinktree_llm::Result<(Vec<f32>, Usage)> {
+    ) -> thinktree_engine::Result<(Vec<f32>, Usage)> {
         if state.text().is_empty() {
-            return Err(thinktree_llm::Error::EmptyPrompt(
+            return Err(thinktree_engine::Error::EmptyPrompt(
                 "next-token probabilities need a non-empty context",
             ));
         }
@@ -379,14 +375,12 @@ impl Engine for RemoteEngine {
             .iter()
             .map(|&c| {
                 if (c as usize) < vocab {
-                    self.tokenizer.decode(&[c])
+                    Ok(self.tokenizer.decode(&[c])?)
                 } else {
-                    Err(thinktree_llm::Error::InvalidConfig(format!(
-                        "candidate token {c} outside the vocabulary"
-                    )))
+                    Err(thinktree_engine::Error::TokenOutOfVocab { id: c, vocab })
                 }
             })
-            .collect::<thinktree_llm::Result<Vec<String>>>()?;
+            .collect::<thinktree_engine::Result<Vec<String>>>()?;
         let req = CompletionRequest {
             model: self.model_field(),
             prompt: state.text(),

@@ -1,7 +1,7 @@
 //! The crate's one error type.
 //!
-//! The [`thinktree_llm::Engine`] trait speaks `thinktree_llm::Error`, so every error
-//! here also converts into [`thinktree_llm::Error::Backend`] with this type as its
+//! The [`thinktree_engine::Engine`] trait speaks `thinktree_engine::Error`, so every error
+//! here also converts into [`thinktree_engine::Error::Backend`] with this type as its
 //! source: callers above the engine line can still downcast to it and tell a dead server
 //! from a bad request.
 
@@ -54,17 +54,21 @@ pub enum Error {
         /// The missing feature (e.g. `"logprobs"`).
         feature: &'static str,
     },
-    /// A client-side model error (tokenizer, chat template, bad sampling parameters).
+    /// The GGUF's tokenizer or chat template could not be read or applied.
     #[error(transparent)]
-    Llm(#[from] thinktree_llm::Error),
+    Gguf(#[from] thinktree_gguf::Error),
+    /// An engine-level error (bad sampling parameters, an empty prompt).
+    #[error(transparent)]
+    Engine(#[from] thinktree_engine::Error),
 }
 
-impl From<Error> for thinktree_llm::Error {
+impl From<Error> for thinktree_engine::Error {
     fn from(e: Error) -> Self {
         match e {
-            // Client-side errors keep their own type so callers match them as usual.
-            Error::Llm(inner) => inner,
-            other => thinktree_llm::Error::Backend {
+            // Engine-level errors keep their own type so callers match them as usual.
+            Error::Engine(inner) => inner,
+            Error::Gguf(inner) => inner.into(),
+            other => thinktree_engine::Error::Backend {
                 backend: "remote",
                 source: Box::new(other),
             },

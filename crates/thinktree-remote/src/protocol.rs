@@ -1,11 +1,11 @@
 //! The OpenAI `/v1/completions` wire format, as far as the search needs it, and how a
-//! server's answer maps back onto [`thinktree_llm::FinishReason`].
+//! server's answer maps back onto [`thinktree_engine::FinishReason`].
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thinktree_llm::FinishReason;
+use thinktree_engine::FinishReason;
 
 /// One completions request.
 #[derive(Debug, Clone, Serialize)]

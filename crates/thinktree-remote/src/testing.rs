@@ -44,9 +44,12 @@ pub fn server_python() -> Option<PathBuf> {
     Some(p)
 }
 
-/// The default model (see [`thinktree_llm::resolve_model_path`]).
+/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
+/// (`bash scripts/fetch-model.sh` puts it there).
 pub fn model_path() -> PathBuf {
-    thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
+    std::env::var_os("THINKTREE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 }
 
 fn free_port() -> u16 {

@@ -59,6 +59,7 @@ pub mod export;
 pub mod parallel;
 pub mod problem;
 pub mod result;
+pub mod rng;
 mod rollout;
 pub mod search;
 pub mod select;
@@ -74,6 +75,7 @@ pub use problem::{
     ActionsFn, BatchFnEvaluator, Evaluations, Evaluator, ExpandRequest, FnEvaluator, FnPolicy,
     FnProblem, FnRollout, NoRollout, Player, Policy, Problem, Proposals, RolloutPolicy, from_fn,
 };
+pub use rng::{derive_seed, splitmix64};
 pub use result::{ChildSummary, SearchResult, SearchStats, StopReason, TerminalLeaf};
 pub use search::Mcts;
 pub use select::{ChildView, ParentView, Selection, SelectionRule};

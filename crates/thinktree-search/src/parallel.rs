@@ -9,13 +9,9 @@ use crate::result::{ChildSummary, SearchResult};
 use crate::search::Mcts;
 use rayon::prelude::*;
 
-/// Seed of tree `i`: a splitmix64 step so neighbouring trees get unrelated streams.
+/// Seed of tree `i`: neighbouring trees get unrelated streams.
 fn tree_seed(seed: u64, i: usize) -> u64 {
-    let mut z = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rng::derive_seed(seed, i as u64)
 }
 
 /// Share `total` between `n` trees, giving the remainder to the first ones.

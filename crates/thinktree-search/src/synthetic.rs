@@ -24,14 +24,12 @@ pub struct SyntheticState {
     pub depth: u32,
 }
 
-/// A SplitMix64 finaliser: cheap and well mixed, so sibling values look independent.
+/// A SplitMix64 finaliser: cheap and well mixed, so sibling values look independent
+/// (the workspace's one copy, [`crate::rng::splitmix64`]).
 #[inline]
 #[must_use]
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+pub fn mix(z: u64) -> u64 {
+    crate::rng::splitmix64(z)
 }
 
 /// Maps a hash to a value in `[0, 1]`.

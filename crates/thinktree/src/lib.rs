@@ -2,18 +2,26 @@
 //!
 //! The chain of thought becomes a search tree: each node is a reasoning step the model
 //! proposed, scored by a process reward, and Monte Carlo Tree Search spends test-time
-//! compute where it pays. This facade re-exports the two halves of the library:
+//! compute where it pays. This facade re-exports the layers of the library, bottom up:
 //!
 //! - [`search`] (`thinktree-search`): the generic MCTS core. It knows nothing about
 //!   language models — its policy and evaluator are batched, fallible calls that can
 //!   be asked for *more* children of a node later (progressive widening), which is what
 //!   an LLM that samples steps needs, and what a game that lists its moves ignores.
-//! - [`llm`] (`thinktree-llm`): the in-process GGUF engine whose KV cache is a tree
-//!   (children continue from their parent's cache; siblings decode in one batch), the
-//!   scorers, and the reasoning methods built on the core.
-//! - [`remote`] (`thinktree-remote`): the same engine trait over OpenAI-compatible
-//!   inference servers (vLLM, SGLang, llama.cpp's server), for searches that outgrow one
-//!   machine.
+//! - [`engine`] (`thinktree-engine`): the one trait between a search and a model; a
+//!   node's state is a cache handle, siblings are sampled in one call.
+//! - [`gguf`] (`thinktree-gguf`): a GGUF's metadata, tokenizer and chat template.
+//! - [`llm`] (`thinktree-llm`): the in-process engine, thinktree's own kernels over a
+//!   tree-shaped KV cache (children continue from their parent's cache; siblings decode
+//!   in one batch).
+//! - [`remote`] (`thinktree-remote`): the same trait over OpenAI-compatible inference
+//!   servers (vLLM, SGLang, llama.cpp's server), for searches that outgrow one machine.
+//! - [`reason`] (`thinktree-reason`): greedy, self-consistency, best-of-N, beam and MCTS
+//!   over reasoning steps, scorers, answer extraction — for any engine.
+//! - [`value`] (`thinktree-value`): self-play and a learned value head.
+//!
+//! Besides re-exports it holds one thing: [`scorers`], the only place that knows every
+//! backend, which builds any scorer spec (a `prm:` judge model, a `value:` head).
 //!
 //! ```
 //! use thinktree::search::{ActionsFn, FnEvaluator, Mcts, MctsConfig, from_fn};
@@ -38,9 +46,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod scorers;
+
+pub use thinktree_engine as engine;
+pub use thinktree_gguf as gguf;
 pub use thinktree_llm as llm;
+pub use thinktree_reason as reason;
 pub use thinktree_remote as remote;
 pub use thinktree_search as search;
+pub use thinktree_value as value;
 
 /// The examples in README.md, compiled and run as doctests so they stay true.
 #[doc = include_str!("../../../README.md")]

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use thinktree_llm::model::WeightFormat;
-use thinktree_llm::reason::{Method, ScorerSpec};
+use thinktree::llm::WeightFormat;
+use thinktree::reason::{Method, ScorerSpec};
 
 /// Evaluate thinktree's reasoning methods on GSM8K-style math word problems.
 ///
@@ -121,5 +121,5 @@ impl Args {
 }
 
 fn parse_weights(s: &str) -> Result<WeightFormat, String> {
-    s.parse().map_err(|e: thinktree_llm::Error| e.to_string())
+    s.parse().map_err(|e: thinktree::llm::Error| e.to_string())
 }

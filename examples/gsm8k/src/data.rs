@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use thinktree_llm::answer::gold_answer;
+use thinktree::reason::answer::gold_answer;
 
 /// The problem set shipped with the example: original grade-school word problems written
 /// for this project (not taken from GSM8K), so a fresh checkout runs without any

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod model_path;
 pub mod output;
 pub mod plot;
 pub mod report;

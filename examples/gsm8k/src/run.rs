@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use thinktree_llm::Engine;
-use thinktree_llm::Usage;
-use thinktree_llm::answer::answers_match;
-use thinktree_llm::candle_engine::{CandleEngine, EngineOptions};
-use thinktree_llm::model_path::{ensure_default_model, resolve_model_path};
-use thinktree_llm::reason::{Method, SolveConfig, solve};
-use thinktree_remote::{RemoteEngine, RemoteOptions};
+use thinktree::engine::Engine;
+use thinktree::engine::Usage;
+use thinktree::reason::answer::answers_match;
+use thinktree::llm::{EngineOptions, LocalEngine};
+use crate::model_path::{ensure_default_model, resolve_model_path};
+use thinktree::reason::{Method, Scorer, SolveConfig, solve_with_scorer};
+use thinktree::remote::{RemoteEngine, RemoteOptions};
 
 use crate::cli::Args;
 use crate::data::{DEFAULT_NAME, Problem, load, select};
@@ -53,17 +53,36 @@ pub trait Solver: Sync {
     fn solve(&self, question: &str, method: Method, seed: u64) -> anyhow::Result<Attempt>;
 }
 
-/// The real solver: thinktree's reasoning layer over one shared engine.
-#[derive(Debug)]
+/// The real solver: thinktree's reasoning layer over one shared engine, with each
+/// method's scorer built once for the whole run (a `prm:` judge model is loaded once, not
+/// per problem).
 pub struct EngineSolver<'e, E: Engine> {
     engine: &'e E,
-    configs: Vec<SolveConfig>,
+    configs: Vec<(SolveConfig, Box<dyn Scorer<E> + 'e>)>,
 }
 
-impl<'e, E: Engine> EngineSolver<'e, E> {
-    /// A solver over `engine` with one config per method (see [`method_configs`]).
-    pub fn new(engine: &'e E, configs: Vec<SolveConfig>) -> Self {
-        Self { engine, configs }
+impl<E: Engine> std::fmt::Debug for EngineSolver<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSolver")
+            .field("engine", &self.engine.name())
+            .field("methods", &self.configs.iter().map(|(c, _)| c.method).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'e, E: Engine + 'e> EngineSolver<'e, E> {
+    /// A solver over `engine` with one config per method (see [`method_configs`]); builds
+    /// each method's scorer now.
+    pub fn new(engine: &'e E, configs: Vec<SolveConfig>) -> anyhow::Result<Self> {
+        let configs = configs
+            .into_iter()
+            .map(|cfg| {
+                let scorer = thinktree::scorers::for_config::<E>(&cfg)
+                    .with_context(|| format!("building the scorer of method {}", cfg.method))?;
+                Ok((cfg, scorer))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { engine, configs })
     }
 }
 
@@ -104,16 +123,16 @@ pub fn method_config(method: Method, args: &Args) -> SolveConfig {
 
 impl<E: Engine> Solver for EngineSolver<'_, E> {
     fn solve(&self, question: &str, method: Method, seed: u64) -> anyhow::Result<Attempt> {
-        let base = self
+        let (base, scorer) = self
             .configs
             .iter()
-            .find(|c| c.method == method)
+            .find(|(c, _)| c.method == method)
             .with_context(|| format!("method {method} was not configured"))?;
         let cfg = SolveConfig {
             seed,
             ..base.clone()
         };
-        let sol = solve(self.engine, question, &cfg)?;
+        let sol = solve_with_scorer(self.engine, question, &cfg, &**scorer)?;
         Ok(Attempt {
             predicted: sol.answer,
             candidates: sol
@@ -551,7 +570,7 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     if !args.quiet {
         eprintln!("loading {} ...", model_path.display());
     }
-    let engine = CandleEngine::load(&model_path, EngineOptions::default().weights(args.weights))?;
+    let engine = LocalEngine::load(&model_path, EngineOptions::default().weights(args.weights))?;
     run_with(&engine, configs, &methods, &problems, args)
 }
 
@@ -563,14 +582,10 @@ fn run_with<E: Engine>(
     problems: &[Problem],
     args: &Args,
 ) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
-    // Build each method's scorer once up front: a missing or mismatched `value:` / `prm:`
-    // file is one clear error now, not a failed line for every problem.
-    for cfg in &configs {
-        cfg.scorer
-            .build::<E>(cfg)
-            .with_context(|| format!("scorer `{}` for {}", cfg.scorer, cfg.method))?;
-    }
-    let solver = EngineSolver::new(engine, configs);
+    // Each method's scorer is built once, up front: a missing or mismatched `value:` /
+    // `prm:` file is one clear error now, not a failed line for every problem, and a judge
+    // model is loaded once for the run.
+    let solver = EngineSolver::new(engine, configs)?;
     let dataset = args.data.as_ref().map_or_else(
         || format!("{DEFAULT_NAME} set"),
         |p| p.display().to_string(),

@@ -18,11 +18,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use thinktree_gsm8k::data::{load, select};
 use thinktree_gsm8k::run::problem_seed;
-use thinktree_llm::answer::answers_match;
-use thinktree_llm::candle_engine::{CandleEngine, EngineOptions};
-use thinktree_llm::model_path::{ensure_default_model, resolve_model_path};
-use thinktree_llm::reason::{Method, ScorerSpec, SolveConfig};
-use thinktree_llm::value::{
+use thinktree::reason::answer::answers_match;
+use thinktree::llm::{EngineOptions, LocalEngine};
+use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
+use thinktree::reason::{Method, ScorerSpec, SolveConfig};
+use thinktree::value::{
     LabelOptions, Record, SelfPlayOptions, leaf_counts, read_records, selfplay_problem,
     write_records,
 };
@@ -173,7 +173,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Some(p) => resolve_model_path(Some(p))?,
         None => ensure_default_model()?,
     };
-    let engine = CandleEngine::load(&model, EngineOptions::default())?;
+    let engine = LocalEngine::load(&model, EngineOptions::default())?;
+    // One scorer for the whole run (a `prm:` judge model is loaded once).
+    let scorer = thinktree::scorers::build::<LocalEngine>(&cfg.scorer, &cfg)?;
     let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
     let mut records_file = open(&args.out).with_context(|| args.out.display().to_string())?;
     let mut log_file = open(&log).with_context(|| log.display().to_string())?;
@@ -191,7 +193,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             seed: problem_seed(args.seed, &p.id),
             ..cfg.clone()
         };
-        let play = selfplay_problem(&engine, &p.id, &p.question, &p.gold, &cfg, &opts)
+        let play = selfplay_problem(&engine, &*scorer, &p.id, &p.question, &p.gold, &cfg, &opts)
             .with_context(|| format!("problem {}", p.id))?;
         let (sol, records) = (&play.solution, &play.records);
         let correct = sol

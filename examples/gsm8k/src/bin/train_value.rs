@@ -13,10 +13,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use thinktree_llm::Engine;
-use thinktree_llm::candle_engine::{CandleEngine, EngineOptions};
-use thinktree_llm::model_path::{ensure_default_model, resolve_model_path};
-use thinktree_llm::value::{
+use thinktree::engine::Engine;
+use thinktree::llm::{EngineOptions, LocalEngine};
+use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
+use thinktree::value::{
     Example, Record, StepRecord, TrainConfig, read_records, step_features, train, write_history_csv,
 };
 
@@ -115,7 +115,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Some(p) => resolve_model_path(Some(p))?,
         None => ensure_default_model()?,
     };
-    let engine = CandleEngine::load(&model, EngineOptions::default())?;
+    let engine = LocalEngine::load(&model, EngineOptions::default())?;
     let fb = bar(args.quiet, steps.len(), "features")?;
     let (features, usage) = step_features(&engine, &steps, |i| fb.set_position(i as u64))?;
     fb.finish();

@@ -1,0 +1,193 @@
+//! Rendering a conversation into the exact prompt text the model was trained on.
+//!
+//! A GGUF ships its chat template as Jinja source (`tokenizer.chat_template`, copied from
+//! the Hugging Face tokenizer config). Rendering that very template, instead of a
+//! hand-written imitation, keeps model-specific quirks — SmolLM2 inserts its own system
+//! prompt when the conversation has none — identical to what llama.cpp and `transformers`
+//! produce. The template is rendered with minijinja, configured like `transformers`'
+//! `apply_chat_template` (`trim_blocks`, `lstrip_blocks`, Python string methods,
+//! `raise_exception`).
+
+use std::fmt;
+
+use crate::gguf::{Content, Metadata};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, ErrorKind, context};
+
+use thinktree_engine::{ChatMessage, Role};
+use crate::error::{Error, Result};
+
+/// Name the single template is stored under inside its environment.
+const TEMPLATE_NAME: &str = "chat";
+
+/// Plain ChatML, for models whose GGUF has no template. Unlike SmolLM2's own template it
+/// adds no default system prompt: the caller's messages are rendered as given.
+const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// A compiled chat template.
+///
+/// Compiling happens once at construction, so a syntax error surfaces when the model is
+/// loaded, and [`apply`](Self::apply) — called for every prompt — only renders.
+#[derive(Clone)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source: String,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("source", &self.source)
+            .field("bos_token", &self.bos_token)
+            .field("eos_token", &self.eos_token)
+            .finish()
+    }
+}
+
+impl ChatTemplate {
+    /// The GGUF's own template (`tokenizer.chat_template`), or [`chatml`](Self::chatml)
+    /// when the file has none. `bos_token`/`eos_token`, which many templates reference,
+    /// are taken from the GGUF vocabulary when it names them.
+    pub fn from_gguf(content: &Content) -> Result<Self> {
+        let md = Metadata::of(content);
+        let mut tpl = match md.opt_string("tokenizer.chat_template")? {
+            None => Self::chatml(),
+            Some(src) => Self::from_source(src)?,
+        };
+        let token_text = |key: &str| -> Option<String> {
+            let tokens = md.string_array("tokenizer.ggml.tokens").ok()?;
+            let id = md.optional_id(key, tokens.len()).ok()??;
+            Some(tokens.get(usize::try_from(id).ok()?)?.to_string())
+        };
+        if let Some(bos) = token_text("tokenizer.ggml.bos_token_id") {
+            tpl.bos_token = bos;
+        }
+        if let Some(eos) = token_text("tokenizer.ggml.eos_token_id") {
+            tpl.eos_token = eos;
+        }
+        Ok(tpl)
+    }
+
+    /// Plain ChatML (`<|im_start|>role\ncontent<|im_end|>\n`), with no default system
+    /// prompt. The fallback when a GGUF carries no template.
+    pub fn chatml() -> Self {
+        match Self::from_source(CHATML) {
+            Ok(mut t) => {
+                t.bos_token = "<|im_start|>".into();
+                t.eos_token = "<|im_end|>".into();
+                t
+            }
+            // CHATML is a constant that compiles; this arm is unreachable in practice and
+            // keeps the constructor infallible without a panic path.
+            Err(_) => Self {
+                env: Environment::new(),
+                source: String::new(),
+                bos_token: String::new(),
+                eos_token: String::new(),
+            },
+        }
+    }
+
+    /// Compiles Jinja template source written for Hugging Face's `apply_chat_template`.
+    /// A syntax error is an [`Error::ChatTemplate`].
+    pub fn from_source(template: &str) -> Result<Self> {
+        let mut env = Environment::new();
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| Error::ChatTemplate(e.to_string()))?;
+        env.set_syntax(syntax);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template_owned(TEMPLATE_NAME, template.to_owned())
+            .map_err(|e| Error::ChatTemplate(format!("template does not compile: {e}")))?;
+        Ok(Self {
+            env,
+            source: template.to_owned(),
+            bos_token: String::new(),
+            eos_token: String::new(),
+        })
+    }
+
+    /// Renders `messages` into prompt text.
+    ///
+    /// With `add_generation_prompt` the text ends with the assistant header
+    /// (`<|im_start|>assistant\n` for ChatML), which is what a prompt to generate from
+    /// needs. The result contains special tokens as text: encode it with
+    /// `parse_special = true`. An empty conversation is [`Error::Empty`]; a template
+    /// that fails (e.g. calls `raise_exception` on an unsupported role order) is
+    /// [`Error::ChatTemplate`].
+    pub fn apply(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        if messages.is_empty() {
+            return Err(Error::Empty("chat template applied to no messages"));
+        }
+        let msgs: Vec<minijinja::Value> = messages
+            .iter()
+            .map(|m| context! { role => role_name(m.role), content => m.content.as_str() })
+            .collect();
+        let tpl = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| Error::ChatTemplate(e.to_string()))?;
+        tpl.render(context! {
+            messages => msgs,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
+        })
+        .map_err(|e| Error::ChatTemplate(format!("rendering failed: {e}")))
+    }
+
+    /// The Jinja source this template was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chatml_renders_turns_and_generation_prompt() {
+        let t = ChatTemplate::chatml();
+        let out = t
+            .apply(&[ChatMessage::system("S"), ChatMessage::user("U")], true)
+            .unwrap_or_default();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn raise_exception_is_a_typed_error() {
+        let t = ChatTemplate::from_source("{{ raise_exception('no system role') }}");
+        let t = t.ok();
+        let err = t.map(|t| t.apply(&[ChatMessage::user("x")], false));
+        assert!(matches!(err, Some(Err(Error::ChatTemplate(m))) if m.contains("no system role")));
+    }
+
+    #[test]
+    fn python_string_methods_work() {
+        let t = ChatTemplate::from_source("{{ messages[0]['content'].strip() }}").ok();
+        let out = t.map(|t| t.apply(&[ChatMessage::user("  hi  ")], false));
+        assert!(matches!(out, Some(Ok(ref s)) if s == "hi"), "{out:?}");
+    }
+}

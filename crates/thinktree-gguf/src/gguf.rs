@@ -1,0 +1,313 @@
+//! The GGUF file format: opening a file with errors that say what is wrong, and one
+//! family of typed metadata getters that every reader (model config, tokenizer, chat
+//! template) uses.
+//!
+//! The header, metadata and tensor directory are parsed by candle's `gguf_file` reader;
+//! this module checks what that reader does not (magic and version before anything is
+//! read, tensors that point past the end of the file) so a half-downloaded model fails at
+//! open time, not in a tensor read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+pub use candle_core::quantized::gguf_file::{Content, Value};
+
+use crate::error::{Error, Result};
+
+/// Bytes of a GGUF header: magic, version, tensor count, metadata count.
+const HEADER_LEN: usize = 24;
+
+/// Opens a GGUF file and reads its header, metadata and tensor directory.
+///
+/// A missing file is [`Error::NotFound`]; a file that is not GGUF, is truncated, or whose
+/// tensors point past its end is [`Error::InvalidGguf`]. Returns the file too, positioned
+/// arbitrarily, for reading tensors.
+pub fn open(path: &Path) -> Result<(Content, File)> {
+    let mut file = open_existing(path)?;
+    check_header(path, &mut file)?;
+    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    // Metadata is tens of thousands of tiny reads (one per token string); unbuffered,
+    // each is a syscall and the header alone takes longer than building the tokenizer.
+    let content =
+        Content::read(&mut BufReader::new(&mut file)).map_err(|e| invalid(path, e.to_string()))?;
+    let file_len = file.metadata().map_err(io(path))?.len();
+    for (name, info) in &content.tensor_infos {
+        let elems = info.shape.elem_count();
+        let block = info.ggml_dtype.block_size();
+        if block == 0 || elems % block != 0 {
+            return Err(invalid(
+                path,
+                format!(
+                    "tensor `{name}` has {elems} elements, not a multiple of its block size {block}"
+                ),
+            ));
+        }
+        let bytes = (elems / block) as u64 * info.ggml_dtype.type_size() as u64;
+        let end = content
+            .tensor_data_offset
+            .saturating_add(info.offset)
+            .saturating_add(bytes);
+        if end > file_len {
+            return Err(invalid(
+                path,
+                format!(
+                    "truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes"
+                ),
+            ));
+        }
+    }
+    Ok((content, file))
+}
+
+/// Checks that `path` is an existing GGUF file of a supported version without parsing the
+/// rest (cheap: reads 24 bytes).
+pub fn check(path: &Path) -> Result<()> {
+    let mut file = open_existing(path)?;
+    check_header(path, &mut file)
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::InvalidGguf {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn open_existing(path: &Path) -> Result<File> {
+    File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound {
+                path: path.to_owned(),
+            }
+        } else {
+            io(path)(source)
+        }
+    })
+}
+
+/// Checks magic and version without parsing the rest.
+fn check_header(path: &Path, file: &mut File) -> Result<()> {
+    if file.metadata().map_err(io(path))?.is_dir() {
+        return Err(invalid(path, "is a directory"));
+    }
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < header.len() {
+        match file.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(io(path)(source)),
+        }
+    }
+    if got >= 4 && &header[..4] != b"GGUF" {
+        return Err(invalid(
+            path,
+            format!(
+                "bad magic {:?}, expected \"GGUF\"",
+                String::from_utf8_lossy(&header[..4])
+            ),
+        ));
+    }
+    if got < header.len() {
+        return Err(invalid(
+            path,
+            format!("too short: {got} bytes, a GGUF header alone is {HEADER_LEN}"),
+        ));
+    }
+    let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if !(1..=3).contains(&version) {
+        return Err(invalid(path, format!("unsupported GGUF version {version}")));
+    }
+    Ok(())
+}
+
+/// Typed reads of a GGUF's metadata: a missing key or a value of the wrong type is an
+/// [`Error::Metadata`] naming the key.
+#[derive(Debug, Clone, Copy)]
+pub struct Metadata<'a> {
+    map: &'a HashMap<String, Value>,
+}
+
+impl<'a> Metadata<'a> {
+    /// The metadata of a parsed file.
+    pub fn of(content: &'a Content) -> Self {
+        Self {
+            map: &content.metadata,
+        }
+    }
+
+    /// The error for `key` with `reason`.
+    pub fn err(key: &str, reason: impl Into<String>) -> Error {
+        Error::Metadata {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The raw value, if present.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    /// The raw value; missing is an error.
+    pub fn require(&self, key: &str) -> Result<&'a Value> {
+        self.map.get(key).ok_or_else(|| Self::err(key, "missing"))
+    }
+
+    /// A string.
+    pub fn string(&self, key: &str) -> Result<&'a str> {
+        match self.require(key)? {
+            Value::String(s) => Ok(s),
+            v => Err(Self::err(
+                key,
+                format!("expected a string, found {:?}", v.value_type()),
+            )),
+        }
+    }
+
+    /// A string, if present.
+    pub fn opt_string(&self, key: &str) -> Result<Option<&'a str>> {
+        self.get(key).map(|_| self.string(key)).transpose()
+    }
+
+    /// A non-negative integer of any integer type.
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        let v = self.require(key)?;
+        value_as_i64(v)
+            .and_then(|x| usize::try_from(x).ok())
+            .ok_or_else(|| {
+                Self::err(
+                    key,
+                    format!("expected a non-negative integer, found {v:?}"),
+                )
+            })
+    }
+
+    /// A non-negative integer, if present.
+    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        self.get(key).map(|_| self.usize(key)).transpose()
+    }
+
+    /// A float (f32 or f64, or an integer).
+    pub fn f32(&self, key: &str) -> Result<f32> {
+        let v = self.require(key)?;
+        match v {
+            Value::F32(x) => Ok(*x),
+            Value::F64(x) => Ok(*x as f32),
+            v => value_as_i64(v).map(|x| x as f32).ok_or_else(|| {
+                Self::err(key, format!("expected a number, found {:?}", v.value_type()))
+            }),
+        }
+    }
+
+    /// A float, if present.
+    pub fn opt_f32(&self, key: &str) -> Result<Option<f32>> {
+        self.get(key).map(|_| self.f32(key)).transpose()
+    }
+
+    /// A bool, if present.
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Self::err(
+                key,
+                format!("expected a bool, found {:?}", v.value_type()),
+            )),
+        }
+    }
+
+    /// An array of strings.
+    pub fn string_array(&self, key: &str) -> Result<Vec<&'a str>> {
+        match self.require(key)? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.as_str()),
+                    v => Err(Self::err(
+                        key,
+                        format!("element {i}: expected a string, found {:?}", v.value_type()),
+                    )),
+                })
+                .collect(),
+            v => Err(Self::err(
+                key,
+                format!("expected an array of strings, found {:?}", v.value_type()),
+            )),
+        }
+    }
+
+    /// An array of integers that fit an `i32`.
+    pub fn i32_array(&self, key: &str) -> Result<Vec<i32>> {
+        match self.require(key)? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    value_as_i64(v)
+                        .and_then(|x| i32::try_from(x).ok())
+                        .ok_or_else(|| {
+                            Self::err(
+                                key,
+                                format!(
+                                    "element {i}: expected an integer, found {:?}",
+                                    v.value_type()
+                                ),
+                            )
+                        })
+                })
+                .collect(),
+            v => Err(Self::err(
+                key,
+                format!("expected an array of integers, found {:?}", v.value_type()),
+            )),
+        }
+    }
+
+    /// A token id stored under `key`, if present; it must be an integer inside the
+    /// vocabulary (llama.cpp's -1 or `u32::MAX` mean "no such token").
+    pub fn optional_id(&self, key: &str, vocab_size: usize) -> Result<Option<u32>> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let id = value_as_i64(v).ok_or_else(|| {
+            Self::err(
+                key,
+                format!("expected an integer token id, found {:?}", v.value_type()),
+            )
+        })?;
+        match u32::try_from(id) {
+            Ok(id) if usize::try_from(id).is_ok_and(|i| i < vocab_size) => Ok(Some(id)),
+            _ if id < 0 || id == i64::from(u32::MAX) => Ok(None),
+            _ => Err(Self::err(
+                key,
+                format!("token id {id} is outside the vocabulary of {vocab_size}"),
+            )),
+        }
+    }
+}
+
+fn value_as_i64(v: &Value) -> Option<i64> {
+    Some(match v {
+        Value::U8(x) => i64::from(*x),
+        Value::I8(x) => i64::from(*x),
+        Value::U16(x) => i64::from(*x),
+        Value::I16(x) => i64::from(*x),
+        Value::U32(x) => i64::from(*x),
+        Value::I32(x) => i64::from(*x),
+        Value::U64(x) => i64::try_from(*x).ok()?,
+        Value::I64(x) => *x,
+        _ => return None,
+    })
+}

@@ -1,0 +1,144 @@
+//! Test helpers (the `testing` feature; not public API): SmolLM2's chat template, a tiny
+//! byte-level BPE vocabulary in SmolLM2's layout, and GGUF files holding just that
+//! tokenizer (enough for a client such as the remote backend, which never reads weights).
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::{self, Value};
+
+use crate::error::{Error, Result};
+
+/// SmolLM2-135M-Instruct's `tokenizer.chat_template`, verbatim.
+pub const SMOLLM2_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Merges of the tiny vocabulary, in priority order; each adds the token `left + right`.
+const TINY_MERGES: [(&str, &str); 10] = [
+    ("Ġ", "t"),
+    ("h", "e"),
+    ("Ġt", "he"),
+    ("i", "n"),
+    ("a", "n"),
+    ("e", "r"),
+    ("o", "n"),
+    ("Ġ", "a"),
+    ("Ġ", "s"),
+    ("r", "e"),
+];
+
+/// GPT-2's byte-to-character table: entry `b` is the printable character that stands for
+/// byte `b` in byte-level BPE vocabularies.
+pub fn bytes_to_unicode() -> Vec<char> {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    let mut next = 256u32;
+    (0u32..256)
+        .map(|b| {
+            let cp = if printable(b) {
+                b
+            } else {
+                let c = next;
+                next += 1;
+                c
+            };
+            char::from_u32(cp).unwrap_or('?')
+        })
+        .collect()
+}
+
+/// A small byte-level BPE vocabulary in SmolLM2's layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TinyVocab {
+    /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, the 256 byte symbols in byte order,
+    /// then the merged tokens.
+    pub tokens: Vec<String>,
+    /// GGUF token types: 3 (control) for the first three, 1 (normal) for the rest.
+    pub token_types: Vec<i32>,
+    /// `"left right"` for each merged token, in priority order.
+    pub merges: Vec<String>,
+}
+
+/// The tiny vocabulary every test GGUF uses (also handy for tokenizer tests).
+pub fn tiny_vocab() -> TinyVocab {
+    let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .map(String::from)
+        .to_vec();
+    tokens.extend(bytes_to_unicode().into_iter().map(String::from));
+    let mut merges = Vec::new();
+    for (l, r) in TINY_MERGES {
+        tokens.push(format!("{l}{r}"));
+        merges.push(format!("{l} {r}"));
+    }
+    let token_types = (0..tokens.len())
+        .map(|i| if i < 3 { 3 } else { 1 })
+        .collect();
+    TinyVocab {
+        tokens,
+        token_types,
+        merges,
+    }
+}
+
+/// The `tokenizer.*` metadata of the tiny vocabulary (gpt2 BPE, `smollm` pre-tokenizer,
+/// ChatML template, BOS 1, EOS 2, no BOS added).
+pub fn tiny_tokenizer_metadata() -> Vec<(String, Value)> {
+    let vocab = tiny_vocab();
+    let s = |x: &str| Value::String(x.to_string());
+    let tokenizer_md: Vec<(&str, Value)> = vec![
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("tokenizer.ggml.model", s("gpt2")),
+        ("tokenizer.ggml.pre", s("smollm")),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(vocab.tokens.iter().map(|t| s(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(vocab.token_types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges",
+            Value::Array(vocab.merges.iter().map(|m| s(m)).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+        ("tokenizer.ggml.padding_token_id", Value::U32(2)),
+        ("tokenizer.chat_template", s(SMOLLM2_CHAT_TEMPLATE)),
+    ];
+    tokenizer_md
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// Writes a GGUF with `metadata` and `tensors`.
+pub fn write_gguf(path: &Path, metadata: &[(String, Value)], tensors: &[(String, QTensor)]) -> Result<()> {
+    let md_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    gguf_file::write(&mut w, &md_refs, &t_refs).map_err(|e| Error::InvalidGguf {
+        path: path.to_owned(),
+        reason: format!("writing: {e}"),
+    })?;
+    std::io::Write::flush(&mut w).map_err(io)?;
+    Ok(())
+}
+
+/// Writes a weightless GGUF holding only the tiny tokenizer and chat template.
+pub fn write_tokenizer_gguf(path: &Path) -> Result<()> {
+    let mut md = vec![(
+        "general.name".to_string(),
+        Value::String("tiny-tokenizer".into()),
+    )];
+    md.extend(tiny_tokenizer_metadata());
+    write_gguf(path, &md, &[])
+}

@@ -1,0 +1,561 @@
+//! The tokenizer, built from the GGUF file itself.
+//!
+//! A GGUF carries its whole vocabulary in `tokenizer.ggml.*` metadata, so a model file is
+//! self-contained: no `tokenizer.json` has to travel with it, and no hub download happens
+//! at run time. The vocabulary is turned into a `tokenizers` byte-level BPE whose
+//! pre-tokenizer reproduces llama.cpp's split for the GGUF's `tokenizer.ggml.pre`, so the
+//! ids we feed the model are the ids llama.cpp would feed it (checked against llama.cpp's
+//! own output in `tests/tokenizer.rs`).
+//!
+//! Decoding does not go through the `tokenizers` decoder: every token's raw bytes are
+//! precomputed once, so [`GgufTokenizer::decode_bytes`] is a plain concatenation. The
+//! engine decodes after every sampled token to look for stop strings, and that has to be
+//! cheap and must never lose bytes of a half-finished UTF-8 character.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::gguf::Content;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+use crate::error::{Error, Result};
+use crate::gguf::Metadata;
+
+/// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+mod token_type {
+    /// An ordinary vocabulary entry.
+    pub const NORMAL: i32 = 1;
+    /// The unknown token: treated like a control token.
+    pub const UNKNOWN: i32 = 2;
+    /// A control token such as `<|im_start|>`: only parsed from text when asked to.
+    pub const CONTROL: i32 = 3;
+    /// A user-defined token: always matched as a whole in text, like llama.cpp does.
+    pub const USER_DEFINED: i32 = 4;
+}
+
+/// Token strings that end a turn in common chat formats. Besides the GGUF's own
+/// `eos_token_id` these also stop generation: SmolLM2's EOS is `<|im_end|>` but the model
+/// may as well emit `<|endoftext|>`, and continuing past either only produces garbage.
+const END_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "</s>",
+];
+
+/// GPT-2's split regex, which llama.cpp uses for the "gpt2" family of pre-tokenizers. The
+/// final `\s+` catches whitespace the lookahead alternative leaves over; llama.cpp keeps
+/// such unmatched text as its own piece, which gives the same pieces.
+const GPT2_PATTERN: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+/// The first stage of llama.cpp's fallback ("default") pre-tokenizer: runs of punctuation.
+const DEFAULT_PUNCT_PATTERN: &str = r"[\p{P}\$\+<=>\^~\|]+";
+
+/// Llama 3's split regex (llama.cpp pre types "llama3", "llama-bpe", "falcon3", ...).
+const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Qwen 2's split regex: like Llama 3's but with single digits.
+const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// A byte-level BPE tokenizer that matches llama.cpp on the same GGUF.
+///
+/// Cloning is cheap (the vocabulary is shared), so every engine worker can hold one.
+#[derive(Clone)]
+pub struct GgufTokenizer {
+    /// Matches special tokens written in the text (`parse_special = true`).
+    special: Arc<Tokenizer>,
+    /// The same vocabulary with special-token matching off, so `<|im_start|>` typed by a
+    /// user is tokenized as plain text and cannot forge a turn boundary.
+    plain: Arc<Tokenizer>,
+    /// Raw bytes of every token id, when the vocabulary is byte-level.
+    pieces: Option<Arc<[Box<[u8]>]>>,
+    eos: Vec<u32>,
+    bos: Option<u32>,
+    /// Prepend BOS when encoding (GGUF `tokenizer.ggml.add_bos_token`).
+    add_bos: bool,
+    /// Let a `tokenizer.json`'s own post-processor add its special tokens.
+    post_process: bool,
+    vocab_size: usize,
+}
+
+impl fmt::Debug for GgufTokenizer {
+    // The derived form would print the 49k-entry vocabulary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GgufTokenizer")
+            .field("vocab_size", &self.vocab_size)
+            .field("eos", &self.eos)
+            .field("bos", &self.bos)
+            .field("add_bos", &self.add_bos)
+            .field("byte_level", &self.pieces.is_some())
+            .finish()
+    }
+}
+
+impl GgufTokenizer {
+    /// Builds the tokenizer from a GGUF's `tokenizer.ggml.*` metadata.
+    ///
+    /// Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are supported;
+    /// others give [`Error::UnsupportedTokenizer`]. Missing or mistyped keys give
+    /// [`Error::Metadata`].
+    pub fn from_gguf(content: &Content) -> Result<Self> {
+        let md = Metadata::of(content);
+        let model = md.string("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(Error::UnsupportedTokenizer(format!(
+                "tokenizer.ggml.model = `{model}`: only byte-level BPE (`gpt2`) vocabularies are built from GGUF metadata; pass a tokenizer.json instead"
+            )));
+        }
+        let pre = match md.get("tokenizer.ggml.pre") {
+            None => "default".to_owned(),
+            Some(_) => md.string("tokenizer.ggml.pre")?.to_owned(),
+        };
+        let pre = pre_tokenization_for(&pre)?;
+
+        let tokens = md.string_array("tokenizer.ggml.tokens")?;
+        if tokens.is_empty() {
+            return Err(Metadata::err(
+                "tokenizer.ggml.tokens",
+                "the vocabulary is empty",
+            ));
+        }
+        let vocab_size = tokens.len();
+        let types = match md.get("tokenizer.ggml.token_type") {
+            None => vec![token_type::NORMAL; vocab_size],
+            Some(_) => md.i32_array("tokenizer.ggml.token_type")?,
+        };
+        if types.len() != vocab_size {
+            return Err(Metadata::err(
+                "tokenizer.ggml.token_type",
+                format!(
+                    "has {} entries but the vocabulary has {vocab_size}",
+                    types.len()
+                ),
+            ));
+        }
+        let merges = md.string_array("tokenizer.ggml.merges")?
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .ok_or_else(|| {
+                        Metadata::err(
+                            "tokenizer.ggml.merges",
+                            format!("entry {i} `{m}` is not two tokens separated by a space"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let id_of = |id: usize| {
+            u32::try_from(id).map_err(|_| Metadata::err("tokenizer.ggml.tokens", "too many tokens"))
+        };
+        let mut vocab = Vocab::with_capacity(vocab_size);
+        for (id, tok) in tokens.iter().enumerate() {
+            // A duplicated string keeps its first id, as llama.cpp's text→id map does.
+            vocab.entry((*tok).to_owned()).or_insert(id_of(id)?);
+        }
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .ignore_merges(pre.ignore_merges)
+            .build()
+            .map_err(|e| Error::Tokenizer(format!("building BPE from GGUF vocabulary: {e}")))?;
+        let mut tok = Tokenizer::new(bpe);
+        tok.with_pre_tokenizer(Some(pre.pre_tokenizer));
+        tok.with_decoder(Some(ByteLevelDecoder::default()));
+
+        let mut added = Vec::new();
+        let mut added_ids = Vec::new();
+        for (id, (text, ty)) in tokens.iter().zip(&types).enumerate() {
+            let special = match *ty {
+                token_type::CONTROL | token_type::UNKNOWN => true,
+                token_type::USER_DEFINED => false,
+                _ => continue,
+            };
+            if text.is_empty() {
+                continue;
+            }
+            added.push(AddedToken::from((*text).to_owned(), special));
+            added_ids.push(id);
+        }
+        tok.add_tokens(&added);
+
+        let table = ByteTable::new();
+        let pieces: Vec<Box<[u8]>> = tokens
+            .iter()
+            .enumerate()
+            .map(|(id, t)| {
+                if added_ids.binary_search(&id).is_ok() {
+                    // Added tokens are stored as their literal text, not byte-mapped.
+                    t.as_bytes().into()
+                } else {
+                    table.bytes_of(t)
+                }
+            })
+            .collect();
+
+        let bos = md.optional_id("tokenizer.ggml.bos_token_id", vocab_size)?;
+        let add_bos = md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        if add_bos && bos.is_none() {
+            return Err(Metadata::err(
+                "tokenizer.ggml.bos_token_id",
+                "missing although tokenizer.ggml.add_bos_token is true",
+            ));
+        }
+        let mut eos = Vec::new();
+        for key in [
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.eot_token_id",
+            "tokenizer.ggml.eom_token_id",
+        ] {
+            if let Some(id) = md.optional_id(key, vocab_size)? {
+                push_unique(&mut eos, id);
+            }
+        }
+        Self::finish(tok, Some(pieces), eos, bos, add_bos, false, vocab_size)
+    }
+
+    /// Loads a Hugging Face `tokenizer.json`, for models whose GGUF vocabulary is not
+    /// byte-level BPE or to compare against the reference tokenizer.
+    ///
+    /// The file's own post-processor runs on [`encode`](Self::encode), so a BOS it is
+    /// configured to add is added. End tokens are found by name (`<|im_end|>`,
+    /// `<|endoftext|>`, `<|eot_id|>`, `</s>`, ...).
+    pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "tokenizer.json not found",
+                ),
+            });
+        }
+        let tok = Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let vocab = tok.get_vocab(true);
+        // Ids, not entries, size the model's embedding: use the largest id (ids may have gaps).
+        let vocab_size = vocab
+            .values()
+            .filter_map(|&id| usize::try_from(id).ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        // Only a plain byte-level decoder is known to be the byte table below; anything
+        // else (SentencePiece-style, decoder sequences) decodes through `tokenizers`.
+        let pieces = if matches!(tok.get_decoder(), Some(DecoderWrapper::ByteLevel(_))) {
+            let table = ByteTable::new();
+            let added = tok.get_added_tokens_decoder();
+            let mut pieces: Vec<Box<[u8]>> = vec![Box::default(); vocab_size];
+            for (text, id) in vocab {
+                let Some(slot) = usize::try_from(id).ok().and_then(|i| pieces.get_mut(i)) else {
+                    continue;
+                };
+                *slot = if added.contains_key(&id) {
+                    text.as_bytes().into()
+                } else {
+                    table.bytes_of(&text)
+                };
+            }
+            Some(pieces)
+        } else {
+            None
+        };
+        let bos = ["<|begin_of_text|>", "<s>", "<bos>"]
+            .iter()
+            .find_map(|t| tok.token_to_id(t));
+        Self::finish(tok, pieces, Vec::new(), bos, false, true, vocab_size)
+    }
+
+    fn finish(
+        tok: Tokenizer,
+        pieces: Option<Vec<Box<[u8]>>>,
+        mut eos: Vec<u32>,
+        bos: Option<u32>,
+        add_bos: bool,
+        post_process: bool,
+        vocab_size: usize,
+    ) -> Result<Self> {
+        for name in END_TOKENS {
+            if let Some(id) = tok.token_to_id(name) {
+                push_unique(&mut eos, id);
+            }
+        }
+        let mut plain = tok.clone();
+        plain.set_encode_special_tokens(true);
+        Ok(Self {
+            special: Arc::new(tok),
+            plain: Arc::new(plain),
+            pieces: pieces.map(Arc::from),
+            eos,
+            bos,
+            add_bos,
+            post_process,
+            vocab_size,
+        })
+    }
+
+    /// Turns text into token ids.
+    ///
+    /// With `parse_special`, control tokens written in the text (`<|im_start|>`) become
+    /// their ids, which is what a rendered chat prompt needs; without it they are
+    /// tokenized as ordinary text, which is what user-supplied content needs. BOS is
+    /// prepended only when the GGUF says `add_bos_token = true` (SmolLM2 says false).
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let tok = if parse_special {
+            &self.special
+        } else {
+            &self.plain
+        };
+        let enc = tok
+            .encode_fast(text, self.post_process)
+            .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        let ids = enc.get_ids();
+        let mut out = Vec::with_capacity(ids.len() + 1);
+        if self.add_bos {
+            out.extend(self.bos);
+        }
+        out.extend_from_slice(ids);
+        Ok(out)
+    }
+
+    /// The exact bytes the ids stand for, special tokens included as their text.
+    ///
+    /// Unlike [`decode`](Self::decode) this never replaces a partial UTF-8 sequence, so
+    /// a caller that decodes token by token can hold back incomplete characters itself.
+    /// An id outside the vocabulary is an [`Error::Tokenizer`].
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        match &self.pieces {
+            Some(pieces) => {
+                let mut out = Vec::with_capacity(ids.len() * 4);
+                for &id in ids {
+                    out.extend_from_slice(self.piece(pieces, id)?);
+                }
+                Ok(out)
+            }
+            None => Ok(self.decode_with_tokenizers(ids)?.into_bytes()),
+        }
+    }
+
+    /// Turns ids back into text. Special tokens are kept as their text (`<|im_end|>`), so
+    /// stop strings that mention them can be found; bytes round-trip exactly except that
+    /// an incomplete UTF-8 sequence at a token boundary becomes U+FFFD (use
+    /// [`decode_bytes`](Self::decode_bytes) to avoid that).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match &self.pieces {
+            Some(_) => {
+                let bytes = self.decode_bytes(ids)?;
+                Ok(match String::from_utf8(bytes) {
+                    Ok(s) => s,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                })
+            }
+            None => self.decode_with_tokenizers(ids),
+        }
+    }
+
+    /// The raw bytes of one token, or `None` for an id outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        match &self.pieces {
+            Some(pieces) => self.piece(pieces, id).ok().map(<[u8]>::to_vec),
+            None => self
+                .decode_with_tokenizers(&[id])
+                .ok()
+                .map(String::into_bytes),
+        }
+    }
+
+    fn piece<'a>(&self, pieces: &'a [Box<[u8]>], id: u32) -> Result<&'a [u8]> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| pieces.get(i))
+            .map(|b| &b[..])
+            .ok_or_else(|| self.out_of_vocab(id))
+    }
+
+    fn out_of_vocab(&self, id: u32) -> Error {
+        Error::Tokenizer(format!(
+            "token id {id} is outside the vocabulary of {}",
+            self.vocab_size
+        ))
+    }
+
+    fn decode_with_tokenizers(&self, ids: &[u32]) -> Result<String> {
+        // `tokenizers` silently drops unknown ids; we report them instead.
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&id| self.special.id_to_token(id).is_none())
+        {
+            return Err(self.out_of_vocab(bad));
+        }
+        self.special
+            .decode(ids, false)
+            .map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+    }
+
+    /// Ids that end generation: the GGUF's EOS (and EOT/EOM when given) first, then any
+    /// end-of-turn tokens of common chat formats present in the vocabulary.
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The beginning-of-sequence id, if the vocabulary names one.
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// The id of a token given by its vocabulary string (`"<|im_end|>"`, `"Ġthe"`).
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.special.token_to_id(token)
+    }
+
+    /// Number of token ids: the size of the model's embedding and output layers.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The underlying `tokenizers` tokenizer (with special-token parsing on), for
+    /// anything this wrapper does not expose.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.special
+    }
+}
+
+fn push_unique(v: &mut Vec<u32>, id: u32) {
+    if !v.contains(&id) {
+        v.push(id);
+    }
+}
+
+/// How llama.cpp prepares text for a GGUF `tokenizer.ggml.pre` value.
+struct PreTokenization {
+    /// Regex splits (applied in order, each on the pieces of the previous) + byte mapping.
+    pre_tokenizer: PreTokenizerWrapper,
+    /// Take a piece that is itself a vocabulary entry whole instead of merging it up
+    /// (llama.cpp does this for the Llama 3 family only).
+    ignore_merges: bool,
+}
+
+/// The pre-tokenization llama.cpp applies for a GGUF `tokenizer.ggml.pre` value. Unknown
+/// values are an error rather than a guess: a wrong split silently changes token ids.
+fn pre_tokenization_for(pre: &str) -> Result<PreTokenization> {
+    // The regex stages only split; ByteLevel then maps bytes without splitting again.
+    let byte_level_only: PreTokenizerWrapper = ByteLevel::new(false, true, false).into();
+    let split = |pattern: &str| -> Result<PreTokenizerWrapper> {
+        Split::new(
+            SplitPattern::Regex(pattern.to_owned()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map(Into::into)
+        .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))
+    };
+    let (stages, ignore_merges) = match pre {
+        // `\p{N}` first (every digit alone; `Digits` splits on the same `char::is_numeric`
+        // class), then the GPT-2 regex.
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => {
+            (vec![Digits::new(true).into(), split(GPT2_PATTERN)?], false)
+        }
+        "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" => (vec![split(GPT2_PATTERN)?], false),
+        // What llama.cpp uses when the key is missing or says "default".
+        "default" => (
+            vec![
+                split(DEFAULT_PUNCT_PATTERN)?,
+                split(GPT2_PATTERN)?,
+                split(r"\p{N}+")?,
+                split("[0-9][0-9][0-9]")?,
+            ],
+            false,
+        ),
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" => (vec![split(LLAMA3_PATTERN)?], true),
+        "qwen2" | "stablelm2" | "deepseek-r1-qwen" => (vec![split(QWEN2_PATTERN)?], false),
+        other => {
+            return Err(Error::UnsupportedTokenizer(format!(
+                "tokenizer.ggml.pre = `{other}`: unknown pre-tokenizer; pass a tokenizer.json instead"
+            )));
+        }
+    };
+    let mut all = stages;
+    all.push(byte_level_only);
+    Ok(PreTokenization {
+        pre_tokenizer: Sequence::new(all).into(),
+        ignore_merges,
+    })
+}
+
+/// GPT-2's char→byte table, indexed by code point: bytes that are printable Latin-1 stand
+/// for themselves, the other 68 are shifted to code points 256..324 in byte order.
+struct ByteTable([Option<u8>; 324]);
+
+impl ByteTable {
+    fn new() -> Self {
+        let printable = |b: u8| matches!(b, 0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF);
+        let mut table = [None; 324];
+        let mut next = 256usize;
+        for b in 0..=255u8 {
+            if printable(b) {
+                table[usize::from(b)] = Some(b);
+            } else {
+                table[next] = Some(b);
+                next += 1;
+            }
+        }
+        Self(table)
+    }
+
+    fn byte_of(&self, c: char) -> Option<u8> {
+        usize::try_from(u32::from(c))
+            .ok()
+            .and_then(|i| self.0.get(i).copied().flatten())
+    }
+
+    /// The bytes a byte-level BPE token string stands for. A char outside the table (only
+    /// possible in a vocabulary that is not really byte-level) contributes its UTF-8.
+    fn bytes_of(&self, token: &str) -> Box<[u8]> {
+        let mut out = Vec::with_capacity(token.len());
+        for c in token.chars() {
+            match self.byte_of(c) {
+                Some(b) => out.push(b),
+                None => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        out.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_is_a_bijection_over_all_bytes() {
+        let table = ByteTable::new();
+        let mut seen = [false; 256];
+        for cp in 0u32..400 {
+            if let Some(b) = char::from_u32(cp).and_then(|c| table.byte_of(c)) {
+                assert!(!seen[usize::from(b)], "byte {b} mapped twice");
+                seen[usize::from(b)] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "every byte has a char");
+        assert_eq!(table.byte_of('Ġ'), Some(b' '));
+        assert_eq!(table.byte_of('Ċ'), Some(b'\n'));
+        assert_eq!(table.byte_of('A'), Some(b'A'));
+        assert_eq!(&*table.bytes_of("Ġhi"), b" hi");
+    }
+}

@@ -1,0 +1,188 @@
+//! Attention for a decode step (one new token per row), in plain loops over the cached
+//! keys and values.
+//!
+//! A decode step does little arithmetic per layer (one query per head against a few
+//! hundred keys), so as a chain of tensor ops (reshape, rope, concatenate, matmul,
+//! softmax, narrow, matmul, add, ...) it was dominated by per-op cost: about twenty
+//! allocations and dispatches per layer, on one thread while the matmul workers waited.
+//! Here the step is one pass per (row, head): rotate, score against the shared prefix
+//! and the row's own keys, softmax, weigh the values. The shared prefix is read in place,
+//! never copied per row, and each (row, head) is computed the same way whatever the batch.
+
+use candle_core::{Device, Storage, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Shapes of one decode step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub rows: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+}
+
+/// A read lock on a contiguous CPU f32 tensor's storage, to read it in place.
+pub(crate) struct F32View<'a> {
+    // candle's lock guard, whatever its type: only dereferenced.
+    storage: Box<dyn std::ops::Deref<Target = Storage> + 'a>,
+    range: (usize, usize),
+}
+
+impl<'a> F32View<'a> {
+    /// Locks `t`'s storage; `t` must be contiguous.
+    pub(crate) fn new(t: &'a Tensor) -> Result<Self> {
+        let (storage, layout) = t.storage_and_layout();
+        let range = layout
+            .contiguous_offsets()
+            .ok_or_else(|| Error::KvCache("cached keys are not contiguous".into()))?;
+        Ok(Self {
+            storage: Box::new(storage),
+            range,
+        })
+    }
+
+    /// The values.
+    pub(crate) fn slice(&self) -> Result<&[f32]> {
+        let Storage::Cpu(cpu) = &**self.storage else {
+            return Err(Error::Shape(
+                "decode attention reads CPU tensors only".into(),
+            ));
+        };
+        Ok(&cpu.as_slice::<f32>()?[self.range.0..self.range.1])
+    }
+}
+
+/// Runs `f` on the f32 contents of a tensor (made contiguous first; a contiguous tensor
+/// is read in place).
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let view = F32View::new(&t)?;
+    Ok(f(view.slice()?))
+}
+
+/// Rotates every head of `x` (`heads * head_dim` values per row) for one position, with
+/// `cos`/`sin` the tables' row for that position (`head_dim / 2` values). `neox` rotates
+/// halves (qwen2), otherwise adjacent pairs (llama).
+pub(crate) fn rope_in_place(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], neox: bool) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let (a, b) = if neox {
+                (i, i + half)
+            } else {
+                (2 * i, 2 * i + 1)
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos[i] - x1 * sin[i];
+            head[b] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+/// Appends each row's new key (or value) to its own cached ones: `suffix` is `(rows,
+/// kv_heads, s, head_dim)` (or absent when `s == 0`), `new` is `(rows, kv_heads *
+/// head_dim)`; returns `(rows, kv_heads, s + 1, head_dim)` as a flat vector.
+pub(crate) fn append_own(suffix: Option<&[f32]>, s: usize, new: &[f32], d: Dims) -> Vec<f32> {
+    let hd = d.head_dim;
+    let mut out = Vec::with_capacity(d.rows * d.n_kv_head * (s + 1) * hd);
+    for r in 0..d.rows {
+        for g in 0..d.n_kv_head {
+            if let Some(sfx) = suffix {
+                let at = (r * d.n_kv_head + g) * s * hd;
+                out.extend_from_slice(&sfx[at..at + s * hd]);
+            }
+            let at = (r * d.n_kv_head + g) * hd;
+            out.extend_from_slice(&new[at..at + hd]);
+        }
+    }
+    out
+}
+
+/// One query per (row, head) against the row's prefix keys `(kv_heads, p_r, head_dim)`
+/// (`prefixes[r]`, shared by rows continuing the same context) and the row's own keys
+/// `(rows, kv_heads, s1, head_dim)`; returns `(rows, n_head * head_dim)`. `q` is `(rows,
+/// n_head * head_dim)`, already rotated.
+pub(crate) fn attend(
+    q: &[f32],
+    prefixes: &[Option<(&[f32], &[f32])>],
+    own: (&[f32], &[f32]),
+    s1: usize,
+    d: Dims,
+) -> Vec<f32> {
+    let hd = d.head_dim;
+    let group = d.n_head / d.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; d.rows * d.n_head * hd];
+    let one = |(i, dst): (usize, &mut [f32])| {
+        let (r, h) = (i / d.n_head, i % d.n_head);
+        let g = h / group;
+        let qh: Vec<f32> = q[i * hd..(i + 1) * hd].iter().map(|x| x * scale).collect();
+        let own_at = (r * d.n_kv_head + g) * s1 * hd;
+        let own_k = &own.0[own_at..own_at + s1 * hd];
+        let own_v = &own.1[own_at..own_at + s1 * hd];
+        let pre = prefixes.get(r).copied().flatten().map(|(k, v)| {
+            let p = k.len() / (d.n_kv_head * hd);
+            let at = g * p * hd;
+            (&k[at..at + p * hd], &v[at..at + p * hd])
+        });
+        let p = pre.map_or(0, |(k, _)| k.len() / hd);
+        let mut w: Vec<f32> = Vec::with_capacity(p + s1);
+        if let Some((pk, _)) = pre {
+            w.extend(pk.chunks_exact(hd).map(|k| dot(&qh, k)));
+        }
+        w.extend(own_k.chunks_exact(hd).map(|k| dot(&qh, k)));
+        let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for x in &mut w {
+            *x = (*x - max).exp();
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        let values = pre
+            .map_or(&[][..], |(_, pv)| pv)
+            .chunks_exact(hd)
+            .chain(own_v.chunks_exact(hd));
+        for (&wi, v) in w.iter().zip(values) {
+            let wi = wi * inv;
+            for (o, &x) in dst.iter_mut().zip(v) {
+                *o = wi.mul_add(x, *o);
+            }
+        }
+    };
+    // Below a few thousand keys in all, a thread hand-off costs more than the work.
+    let keys: usize = prefixes
+        .iter()
+        .map(|p| p.map_or(0, |(k, _)| k.len() / (d.n_kv_head * hd)) + s1)
+        .sum();
+    if d.n_head * keys >= 4096 {
+        out.par_chunks_mut(hd).enumerate().for_each(one);
+    } else {
+        out.chunks_mut(hd).enumerate().for_each(one);
+    }
+    out
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent partial sums let the compiler vectorize without reassociating.
+    let mut acc = [0f32; 8];
+    let (ac, ar) = a.as_chunks::<8>();
+    let (bc, br) = b.as_chunks::<8>();
+    for (x, y) in ac.iter().zip(bc) {
+        for l in 0..8 {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// A flat `(rows, kv_heads, len, head_dim)` vector as a tensor.
+pub(crate) fn own_tensor(v: Vec<f32>, d: Dims, len: usize) -> Result<Tensor> {
+    Ok(Tensor::from_vec(
+        v,
+        (d.rows, d.n_kv_head, len, d.head_dim),
+        &Device::Cpu,
+    )?)
+}

@@ -1,0 +1,574 @@
+//! Engine behaviour on a tiny random llama GGUF written by the test itself (fast).
+
+use candle_core::quantized::{GgmlDType, gguf_file};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use thinktree_llm::{EngineOptions, LocalEngine};
+use thinktree_engine::{Engine, FinishReason, SampleParams, StopCondition};
+use thinktree_llm::model::WeightFormat;
+use thinktree_llm::testing::{
+    TinyModelConfig, batch_vs_sequential_gap, tiny_engine, write_tiny_llama_gguf,
+};
+use thinktree_engine::ChatMessage;
+use thinktree_llm::Error;
+
+fn engine(dir: &tempfile::TempDir, cfg: &TinyModelConfig) -> LocalEngine {
+    tiny_engine(
+        dir.path(),
+        cfg,
+        EngineOptions::default().weights(WeightFormat::AsStored),
+    )
+    .expect("tiny engine loads")
+}
+
+/// F32 weights: the quantized kernels pick different code paths for different row
+/// counts (differences ~1e-3 relative), which would blur exact tree/batch equalities.
+fn exact() -> TinyModelConfig {
+    TinyModelConfig {
+        dtype: GgmlDType::F32,
+        ..TinyModelConfig::default()
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn prompt_ids(e: &LocalEngine) -> Vec<u32> {
+    let text = e
+        .chat_prompt(
+            &[ChatMessage::user("the answer is in there, then another")],
+            true,
+        )
+        .unwrap();
+    e.tokenize(&text).unwrap()
+}
+
+/// candle-transformers' quantized_llama on the same file and tokens.
+fn reference_logits(path: &std::path::Path, ids: &[u32]) -> Vec<f32> {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    m.forward(&x, 0)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn logits_agree_with_candle_transformers() {
+    for dtype in [GgmlDType::F32, GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        for untied_output in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = TinyModelConfig {
+                dtype,
+                untied_output,
+                ..TinyModelConfig::default()
+            };
+            let e = engine(&dir, &cfg);
+            let ids = prompt_ids(&e);
+            let (s, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+            let (ours, _) = e.next_logits(&s).unwrap();
+            let theirs = reference_logits(&dir.path().join("tiny-llama.gguf"), &ids);
+            let d = max_abs_diff(&ours, &theirs);
+            assert!(d < 1e-3, "{dtype:?} untied={untied_output}: max |diff| {d}");
+        }
+    }
+}
+
+#[test]
+fn fork_equals_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let ids = prompt_ids(&e);
+    let (full, u_full) = e.extend_tokens(&e.root(), &ids).unwrap();
+    assert_eq!(u_full.computed_tokens, ids.len() as u64);
+    let (a, _) = e.extend_tokens(&e.root(), &ids[..7]).unwrap();
+    let (b, _) = e.extend_tokens(&a, &ids[7..15]).unwrap();
+    let (c, u_c) = e.extend_tokens(&b, &ids[15..]).unwrap();
+    // Continuing a node costs only its new tokens.
+    assert_eq!(u_c.computed_tokens, (ids.len() - 15) as u64);
+    assert_eq!(c.tokens(), ids);
+    let d = max_abs_diff(
+        &e.next_logits(&full).unwrap().0,
+        &e.next_logits(&c).unwrap().0,
+    );
+    assert!(d < 1e-4, "max |diff| {d}");
+}
+
+#[test]
+fn batch_equals_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let params = SampleParams {
+        temperature: 1.0,
+        top_k: None,
+        top_p: Some(0.9),
+        stop: StopCondition::tokens(12),
+        seed: 5,
+    };
+    let (conts, usage) = e.sample(&s, 6, &params).unwrap();
+    assert_eq!(conts.len(), 6);
+    assert_eq!(
+        usage.generated_tokens,
+        conts.iter().map(|c| c.tokens.len() as u64).sum::<u64>()
+    );
+    for c in &conts {
+        assert_eq!(c.tokens.len(), c.logprobs.len());
+        // Each batched row's log-probabilities match a one-token-at-a-time recomputation.
+        let mut cur = s.clone();
+        for (t, lp) in c.tokens.iter().zip(&c.logprobs) {
+            let (seq, _) = e.next_token_logprobs(&cur, &[*t]).unwrap();
+            assert!(
+                (seq[0] - lp).abs() < 1e-3,
+                "batched {lp} vs sequential {}",
+                seq[0]
+            );
+            cur = e.extend_tokens(&cur, &[*t]).unwrap().0;
+        }
+        assert_eq!(c.state.tokens(), cur.tokens());
+        let d = max_abs_diff(
+            &e.next_logits(&c.state).unwrap().0,
+            &e.next_logits(&cur).unwrap().0,
+        );
+        assert!(d < 1e-3, "child state logits differ by {d}");
+    }
+}
+
+#[test]
+fn sampling_is_seeded_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let p = SampleParams {
+        stop: StopCondition::tokens(10),
+        ..SampleParams::default()
+    };
+    let run = |seed| {
+        let p = SampleParams { seed, ..p.clone() };
+        e.sample(&s, 4, &p)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|c| c.tokens)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1), run(2));
+    let rows = run(3);
+    assert!(
+        rows.iter().any(|r| r != &rows[0]),
+        "rows of one call should differ"
+    );
+}
+
+#[test]
+fn continuing_a_sampled_child_costs_one_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let p = SampleParams {
+        stop: StopCondition::tokens(5),
+        ..SampleParams::greedy(StopCondition::tokens(5))
+    };
+    let (c, _) = e.sample(&s, 2, &p).unwrap();
+    assert_eq!(c[0].finish, FinishReason::MaxTokens);
+    // The last sampled token was never fed; continuing computes exactly that one token.
+    let (_, u) = e.sample(&c[0].state, 1, &p).unwrap();
+    assert_eq!(u.prompt_tokens, 1);
+}
+
+#[test]
+fn stop_strings_end_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let stops: Vec<String> = ["e", "a", "t", "n"].map(String::from).to_vec();
+    let p = SampleParams {
+        temperature: 1.0,
+        top_k: None,
+        top_p: None,
+        stop: StopCondition {
+            stop_strings: stops.clone(),
+            max_tokens: 40,
+        },
+        seed: 9,
+    };
+    let (conts, _) = e.sample(&s, 8, &p).unwrap();
+    let mut stopped = 0;
+    for c in &conts {
+        match &c.finish {
+            FinishReason::Stop(s) => {
+                stopped += 1;
+                assert!(
+                    c.text.ends_with(s.as_str()),
+                    "{:?} should end with {s:?}",
+                    c.text
+                );
+                let before = &c.text[..c.text.len() - s.len()];
+                assert!(
+                    stops.iter().all(|x| !before.contains(x.as_str())),
+                    "stop earlier in {:?}",
+                    c.text
+                );
+            }
+            FinishReason::MaxTokens => assert_eq!(c.tokens.len(), 40),
+            FinishReason::Eos => assert!(c.tokens.len() < 40),
+        }
+    }
+    assert!(stopped > 0, "no row hit a stop string: {conts:?}");
+}
+
+#[test]
+fn tight_memory_budget_gives_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = exact();
+    let roomy = engine(&dir, &cfg);
+    let tight = tiny_engine(
+        dir.path(),
+        &cfg,
+        EngineOptions::default()
+            .weights(WeightFormat::AsStored)
+            .kv_budget_bytes(1),
+    )
+    .unwrap();
+    let ids = prompt_ids(&roomy);
+    let chain = |e: &LocalEngine| {
+        let (a, _) = e.extend_tokens(&e.root(), &ids[..10]).unwrap();
+        let (b, _) = e.extend_tokens(&a, &ids[10..20]).unwrap();
+        let (c, _) = e.extend_tokens(&b, &ids[20..]).unwrap();
+        let p = SampleParams {
+            stop: StopCondition::tokens(6),
+            ..SampleParams::default()
+        };
+        let (k, _) = e.sample(&b, 3, &p).unwrap();
+        // Touch an early node again after later ones pushed it out.
+        let la = e.next_logits(&a).unwrap().0;
+        let lc = e.next_logits(&c).unwrap().0;
+        (
+            la,
+            lc,
+            k.into_iter()
+                .map(|c| (c.tokens, c.logprobs))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (ra, rc, rk) = chain(&roomy);
+    let (ta, tc, tk) = chain(&tight);
+    assert!(max_abs_diff(&ra, &ta) < 1e-4);
+    assert!(max_abs_diff(&rc, &tc) < 1e-4);
+    for ((rt, rl), (tt, tl)) in rk.iter().zip(&tk) {
+        assert_eq!(rt, tt);
+        assert!(max_abs_diff(rl, tl) < 1e-4);
+    }
+    let st = tight.kv_cache().stats();
+    assert!(st.evictions > 0 && st.recomputed_tokens > 0, "{st:?}");
+    assert_eq!(roomy.kv_cache().stats().recomputed_tokens, 0);
+    assert!(tight.kv_cache().used_bytes() <= roomy.kv_cache().used_bytes());
+}
+
+#[test]
+fn dropped_states_release_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &TinyModelConfig::default());
+    let ids = prompt_ids(&e);
+    let before = e.kv_cache().used_bytes();
+    {
+        let (s, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+        let _ = e.sample(&s, 3, &SampleParams::default()).unwrap();
+        assert!(e.kv_cache().used_bytes() > before);
+    }
+    assert_eq!(e.kv_cache().used_bytes(), before);
+}
+
+#[test]
+fn requantized_weights_stay_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TinyModelConfig {
+        dtype: GgmlDType::F32,
+        ..TinyModelConfig::default()
+    };
+    let base = engine(&dir, &cfg);
+    let ids = prompt_ids(&base);
+    let a = base
+        .next_logits(&base.extend_tokens(&base.root(), &ids).unwrap().0)
+        .unwrap()
+        .0;
+    // 4-bit rounding of random weights moves logits more than 8-bit or f16 rounding.
+    for (fmt, tol) in [
+        (WeightFormat::Q8_0, 0.25),
+        (WeightFormat::Q4_0, 1.5),
+        (WeightFormat::F16, 0.05),
+        (WeightFormat::Int8, 0.25),
+    ] {
+        let e = LocalEngine::load(
+            dir.path().join("tiny-llama.gguf"),
+            EngineOptions::default().weights(fmt),
+        )
+        .unwrap();
+        let b = e
+            .next_logits(&e.extend_tokens(&e.root(), &ids).unwrap().0)
+            .unwrap()
+            .0;
+        let d = max_abs_diff(&a, &b);
+        assert!(d < tol && d > 0.0, "{fmt:?} changed logits by {d}");
+        // Batched sampling works in every format.
+        let (c, _) = e
+            .sample(
+                &e.extend_tokens(&e.root(), &ids).unwrap().0,
+                3,
+                &SampleParams::default(),
+            )
+            .unwrap();
+        assert_eq!(c.len(), 3);
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = LocalEngine::load(dir.path().join("nope.gguf"), EngineOptions::default());
+    assert!(
+        matches!(missing, Err(Error::ModelNotFound { .. })),
+        "{missing:?}"
+    );
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"GGUF but not really a gguf file at all").unwrap();
+    assert!(matches!(
+        LocalEngine::load(&junk, EngineOptions::default()),
+        Err(Error::InvalidGguf { .. })
+    ));
+    // A truncated real file.
+    let good = dir.path().join("good.gguf");
+    write_tiny_llama_gguf(&good, &TinyModelConfig::default()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        LocalEngine::load(&cut, EngineOptions::default()),
+        Err(Error::InvalidGguf { .. })
+    ));
+
+    let e = LocalEngine::load(&good, EngineOptions::default()).unwrap();
+    assert!(matches!(
+        e.sample(&e.root(), 1, &SampleParams::default()),
+        Err(Error::EmptyPrompt(_))
+    ));
+    let bad = SampleParams {
+        temperature: -1.0,
+        ..SampleParams::default()
+    };
+    let (s, _) = e.extend(&e.root(), "the").unwrap();
+    assert!(matches!(
+        e.sample(&s, 1, &bad),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        e.next_token_logprobs(&s, &[1_000_000]),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        e.extend_tokens(&s, &[1_000_000]),
+        Err(Error::InvalidConfig(_))
+    ));
+    let long = vec![5u32; 600];
+    assert!(matches!(
+        e.extend_tokens(&s, &long),
+        Err(Error::ContextOverflow { .. })
+    ));
+    // A state from another engine is refused, not silently misused.
+    let other = tiny_engine(
+        dir.path(),
+        &TinyModelConfig::default(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(other.extend(&s, "he"), Err(Error::KvCache(_))));
+}
+
+#[test]
+fn engine_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LocalEngine>();
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &TinyModelConfig::default());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let p = SampleParams {
+        stop: StopCondition::tokens(8),
+        ..SampleParams::default()
+    };
+    let serial: Vec<_> = (0..4)
+        .map(|i| {
+            e.sample(
+                &s,
+                2,
+                &SampleParams {
+                    seed: i,
+                    ..p.clone()
+                },
+            )
+            .unwrap()
+            .0
+        })
+        .collect();
+    let parallel: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                sc.spawn({
+                    let (e, s, p) = (&e, &s, &p);
+                    move || {
+                        e.sample(
+                            s,
+                            2,
+                            &SampleParams {
+                                seed: i,
+                                ..p.clone()
+                            },
+                        )
+                        .unwrap()
+                        .0
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (a, b) in serial.iter().zip(&parallel) {
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.tokens, y.tokens);
+        }
+    }
+}
+
+/// The 8-bit kernel and the decode attention compute each row the same way whatever the
+/// batch: sampled siblings' log-probabilities equal those of the same tokens fed one at a
+/// time, bit for bit.
+#[test]
+fn int8_batch_equals_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = tiny_engine(
+        dir.path(),
+        &exact(),
+        EngineOptions::default().weights(WeightFormat::Int8),
+    )
+    .unwrap();
+    let ids = prompt_ids(&e);
+    let (s, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+    let p = SampleParams {
+        seed: 5,
+        stop: StopCondition::tokens(6),
+        ..SampleParams::default()
+    };
+    // The decode path computes each row the same way whatever the batch: exact.
+    let gap = batch_vs_sequential_gap(&e, &s, 5, &p).unwrap();
+    assert_eq!(gap, 0.0, "batched vs sequential logprob differ by {gap}");
+}
+
+/// qwen2 layout (rotary over halves, q/k/v biases): decoding token by token from a forked
+/// context (the decode-step attention) gives the logits of one fresh prefill.
+#[test]
+fn qwen2_decode_steps_equal_prefill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TinyModelConfig {
+        qwen2: true,
+        ..exact()
+    };
+    let e = engine(&dir, &cfg);
+    assert_eq!(e.model().config().arch, "qwen2");
+    let ids = prompt_ids(&e);
+    let (full, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+    let (mut cur, _) = e.extend_tokens(&e.root(), &ids[..ids.len() - 3]).unwrap();
+    for &t in &ids[ids.len() - 3..] {
+        cur = e.extend_tokens(&cur, &[t]).unwrap().0;
+    }
+    let d = max_abs_diff(
+        &e.next_logits(&full).unwrap().0,
+        &e.next_logits(&cur).unwrap().0,
+    );
+    assert!(d < 1e-3, "token-by-token vs prefill: {d}");
+    // Batched siblings agree with the same tokens fed one at a time.
+    let p = SampleParams {
+        seed: 2,
+        stop: StopCondition::tokens(4),
+        ..SampleParams::default()
+    };
+    let (conts, _) = e.sample(&full, 3, &p).unwrap();
+    for c in &conts {
+        let mut s = full.clone();
+        for (t, lp) in c.tokens.iter().zip(&c.logprobs) {
+            let seq = e.next_token_logprobs(&s, &[*t]).unwrap().0[0];
+            assert!((seq - lp).abs() < 1e-3, "{seq} vs {lp}");
+            s = e.extend_tokens(&s, &[*t]).unwrap().0;
+        }
+    }
+}
+
+#[test]
+fn weight_format_names_round_trip() {
+    for (name, fmt) in WeightFormat::ALL {
+        assert_eq!(name.parse::<WeightFormat>().unwrap(), fmt);
+        assert_eq!(fmt.to_string(), name);
+    }
+    assert_eq!("INT8".parse::<WeightFormat>().unwrap(), WeightFormat::Int8);
+    assert_eq!(WeightFormat::default(), WeightFormat::Int8);
+    let err = "q3".parse::<WeightFormat>().unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(err.to_string().contains("int8"), "{err}");
+}
+
+/// `sample_many` decodes the rows of different states in one batch (each row attends to
+/// its own prefix, at its own position) and returns what sampling each state on its own
+/// with seed `seed + i` returns.
+#[test]
+fn sample_many_batches_different_states_like_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for fmt in [WeightFormat::AsStored, WeightFormat::Int8] {
+        let e = tiny_engine(dir.path(), &exact(), EngineOptions::default().weights(fmt)).unwrap();
+        let ids = prompt_ids(&e);
+        let (a, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+        let (b, _) = e.extend_tokens(&a, &ids[..5]).unwrap();
+        let (c, _) = e.extend_tokens(&e.root(), &ids[3..]).unwrap();
+        let p = SampleParams {
+            seed: 11,
+            stop: StopCondition::tokens(5),
+            ..SampleParams::default()
+        };
+        let requests = [(&a, 3usize), (&b, 0), (&c, 2), (&a, 1)];
+        let (many, usage) = e.sample_many(&requests, &p).unwrap();
+        assert_eq!(many.iter().map(Vec::len).collect::<Vec<_>>(), [3, 0, 2, 1]);
+        let mut generated = 0;
+        for (i, ((state, n), got)) in requests.iter().zip(&many).enumerate() {
+            let alone = SampleParams {
+                seed: p.seed + i as u64,
+                ..p.clone()
+            };
+            let (want, _) = e.sample(state, *n, &alone).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.tokens, w.tokens, "{fmt:?} request {i}");
+                assert!(
+                    max_abs_diff(&g.logprobs, &w.logprobs) < 1e-4,
+                    "{fmt:?} request {i}"
+                );
+                // The child state continues like the one sampled alone.
+                let d = max_abs_diff(
+                    &e.next_logits(&g.state).unwrap().0,
+                    &e.next_logits(&w.state).unwrap().0,
+                );
+                assert!(d < 1e-3, "{fmt:?} request {i}: child logits differ by {d}");
+                generated += g.tokens.len() as u64;
+            }
+        }
+        assert_eq!(usage.generated_tokens, generated);
+    }
+}

@@ -1,0 +1,71 @@
+//! Which search method a problem is solved with.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A test-time compute strategy. All of them drive the same engine and report the same
+/// [`thinktree_engine::Usage`], so they can be compared at equal compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Method {
+    /// One greedy chain of thought: the zero-extra-compute baseline.
+    Greedy,
+    /// Self-consistency: majority vote over N sampled chains.
+    SelfConsistency,
+    /// Best-of-N: N sampled chains, the one the scorer likes best wins.
+    BestOfN,
+    /// Step-level beam search guided by the scorer.
+    Beam,
+    /// Monte Carlo Tree Search over steps (PUCT, progressive widening, leaf batching).
+    Mcts,
+}
+
+impl Method {
+    /// Every method, in increasing order of sophistication.
+    pub const ALL: [Method; 5] = [
+        Method::Greedy,
+        Method::SelfConsistency,
+        Method::BestOfN,
+        Method::Beam,
+        Method::Mcts,
+    ];
+
+    /// The short name used on command lines and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Greedy => "greedy",
+            Method::SelfConsistency => "sc",
+            Method::BestOfN => "bon",
+            Method::Beam => "beam",
+            Method::Mcts => "mcts",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "greedy" | "cot" => Ok(Method::Greedy),
+            "sc" | "self-consistency" | "self_consistency" | "majority" => {
+                Ok(Method::SelfConsistency)
+            }
+            "bon" | "best-of-n" | "best_of_n" => Ok(Method::BestOfN),
+            "beam" | "beam-search" => Ok(Method::Beam),
+            "mcts" => Ok(Method::Mcts),
+            other => Err(Error::InvalidConfig(format!(
+                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts)"
+            ))),
+        }
+    }
+}

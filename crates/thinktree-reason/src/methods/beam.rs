@@ -1,0 +1,116 @@
+//! Step-level beam search guided by the scorer.
+
+use thinktree_engine::Engine;
+use crate::error::Result;
+use crate::node::{Node, merge_siblings};
+
+use super::trace::{Trace, TraceNode};
+use super::{Outcome, Solve, finished};
+
+struct Beam<S> {
+    node: Node<S>,
+    /// Sum of the step scores on the path (the path's value is their mean).
+    score_sum: f64,
+    trace_id: usize,
+}
+
+impl<S> Beam<S> {
+    fn value(&self) -> f64 {
+        if self.node.depth == 0 {
+            0.0
+        } else {
+            self.score_sum / self.node.depth as f64
+        }
+    }
+}
+
+/// Keeps `beam_width` paths; each depth samples `expand` next steps for every kept path in
+/// one batched call, merges identical siblings, scores all new steps in one scorer call,
+/// and keeps the best by mean step score. Finished paths leave the beam; the search ends
+/// when `beam_width` paths have finished, at `max_steps`, or when the budget is spent.
+pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
+    let cfg = run.cfg;
+    let mut trace = Trace::default();
+    let root_id = trace.push(TraceNode {
+        id: 0,
+        parent: None,
+        step: "(question)".into(),
+        score: None,
+        prior: None,
+        visits: None,
+        terminal: false,
+        answer: None,
+    });
+    let mut beams = vec![Beam {
+        node: run.root.clone(),
+        score_sum: 0.0,
+        trace_id: root_id,
+    }];
+    let mut out = Outcome::default();
+    let mut done: Vec<Beam<E::State>> = Vec::new();
+    while !beams.is_empty() && done.len() < cfg.beam_width && run.meter.left() > 0 {
+        let rows = beams.len() * cfg.expand;
+        let seed = run.meter.next_seed();
+        let params = run
+            .stepper
+            .params(cfg.temperature, run.meter.per_row(rows), seed);
+        let parents: Vec<&Node<E::State>> = beams.iter().map(|b| &b.node).collect();
+        let ks = vec![cfg.expand; parents.len()];
+        let (children, usage) = run
+            .stepper
+            .sample_children(run.engine, &parents, &ks, &params)?;
+        run.meter.add(usage);
+        let mut fresh: Vec<(usize, Node<E::State>, f64)> = Vec::new();
+        for (b, kids) in children.into_iter().enumerate() {
+            for (node, prior) in merge_siblings(kids).children {
+                fresh.push((b, node, prior));
+            }
+        }
+        let refs: Vec<&Node<E::State>> = fresh.iter().map(|(_, n, _)| n).collect();
+        let scores = run.score(&refs, false)?;
+        let mut next: Vec<Beam<E::State>> = Vec::new();
+        for ((b, mut node, prior), s) in fresh.into_iter().zip(scores) {
+            if run.meter.left() == 0 && !node.terminal {
+                run.stepper.finish(&mut node);
+            }
+            let parent = &beams[b];
+            let trace_id = trace.push(TraceNode {
+                id: 0,
+                parent: Some(parent.trace_id),
+                step: node.steps.last().cloned().unwrap_or_default(),
+                score: Some(s),
+                prior: Some(prior),
+                visits: None,
+                terminal: node.terminal,
+                answer: node.answer.clone(),
+            });
+            let beam = Beam {
+                node,
+                score_sum: parent.score_sum + s,
+                trace_id,
+            };
+            if beam.node.terminal {
+                done.push(beam)
+            } else {
+                next.push(beam)
+            }
+        }
+        next.sort_by(|a, b| b.value().total_cmp(&a.value()));
+        next.truncate(cfg.beam_width.saturating_sub(done.len()));
+        beams = next;
+    }
+    // Paths cut off by the budget or depth still get a lenient answer and a vote.
+    for mut b in beams {
+        run.stepper.finish(&mut b.node);
+        done.push(b);
+    }
+    out.finished = done
+        .iter()
+        .map(|b| finished(&b.node, b.value(), b.value()))
+        .collect();
+    if cfg.export_tree {
+        out.tree_dot = Some(trace.to_dot());
+        out.tree_json = Some(trace.to_json()?);
+    }
+    Ok(out)
+}

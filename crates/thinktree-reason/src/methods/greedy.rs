@@ -1,0 +1,29 @@
+//! Greedy chain of thought: the baseline every other method must beat per token.
+
+use thinktree_engine::Engine;
+use crate::error::Result;
+use crate::stepper::rollout;
+
+use super::{Outcome, Solve, finished};
+
+/// One greedy path, stepped to its end.
+pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
+    let nodes = rollout(
+        run.engine,
+        &run.stepper,
+        &mut run.meter,
+        vec![run.root.clone()],
+        0.0,
+    )?;
+    let refs: Vec<_> = nodes.iter().collect();
+    let scores = run.score(&refs, true)?;
+    let finished = nodes
+        .iter()
+        .zip(scores)
+        .map(|(n, s)| finished(n, s, s))
+        .collect();
+    Ok(Outcome {
+        finished,
+        ..Outcome::default()
+    })
+}

@@ -1,0 +1,111 @@
+//! The search methods, all built on the same environment, policy adapter and meter.
+
+pub(crate) mod beam;
+pub(crate) mod greedy;
+pub(crate) mod mcts;
+pub(crate) mod sampling;
+pub(crate) mod trace;
+
+use thinktree_engine::{Engine, Usage};
+use crate::error::{Error, Result};
+
+use super::aggregate::Finished;
+use super::config::SolveConfig;
+use crate::meter::Meter;
+use crate::node::Node;
+use crate::stepper::Stepper;
+use super::scorer::{ScoreItem, Scorer};
+
+/// One problem being solved: the engine, settings, scorer, root and the running bill.
+pub(crate) struct Solve<'a, E: Engine> {
+    pub engine: &'a E,
+    pub cfg: &'a SolveConfig,
+    pub question: &'a str,
+    pub stepper: Stepper<'a>,
+    pub meter: Meter,
+    pub scorer: &'a dyn Scorer<E>,
+    pub root: Node<E::State>,
+}
+
+/// What a method hands back to [`super::solve`].
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub finished: Vec<Finished>,
+    pub early_stopped: bool,
+    pub tree_dot: Option<String>,
+    pub tree_json: Option<String>,
+    pub search_tree: Option<super::tree::SearchTree>,
+}
+
+impl<E: Engine> Solve<'_, E> {
+    /// Scores nodes in one scorer call and adds its cost to the bill. `whole` judges the
+    /// entire solution (best-of-N), otherwise only each node's last step.
+    pub fn score(&mut self, nodes: &[&Node<E::State>], whole: bool) -> Result<Vec<f64>> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seed = self.meter.next_seed();
+        let (scores, usage) =
+            score_nodes(self.engine, self.scorer, self.question, nodes, whole, seed)?;
+        if usage.forward_calls > 0 {
+            self.meter.add(usage);
+        }
+        Ok(scores)
+    }
+}
+
+/// One scorer call over `nodes`, with what the scorer returned checked: one finite score
+/// in [0, 1] per node. `whole` judges each entire solution, otherwise only its last step.
+pub(crate) fn score_nodes<E: Engine>(
+    engine: &E,
+    scorer: &dyn Scorer<E>,
+    question: &str,
+    nodes: &[&Node<E::State>],
+    whole: bool,
+    seed: u64,
+) -> Result<(Vec<f64>, Usage)> {
+    let items: Vec<ScoreItem<'_, E::State>> = nodes
+        .iter()
+        .map(|n| ScoreItem {
+            question,
+            steps: &n.steps,
+            judged: if whole { n.steps.len() } else { 1 },
+            logprobs: if whole {
+                &n.path_logprobs
+            } else {
+                &n.step_logprobs
+            },
+            state: &n.state,
+            parent: n.parent_state.as_ref(),
+            answer: n.answer.as_deref(),
+            terminal: n.terminal,
+        })
+        .collect();
+    let (scores, usage) = scorer.score(engine, &items, seed)?;
+    if scores.len() != nodes.len() {
+        return Err(Error::Scorer {
+            scorer: scorer.name(),
+            reason: format!("returned {} scores for {} items", scores.len(), nodes.len()),
+        });
+    }
+    if let Some(bad) = scores
+        .iter()
+        .find(|s| !(s.is_finite() && (0.0..=1.0).contains(*s)))
+    {
+        return Err(Error::Scorer {
+            scorer: scorer.name(),
+            reason: format!("returned {bad}, outside [0, 1]"),
+        });
+    }
+    Ok((scores, usage))
+}
+
+/// A finished path for the aggregator.
+pub(crate) fn finished<S>(node: &Node<S>, score: f64, rank: f64) -> Finished {
+    Finished {
+        steps: node.steps.clone(),
+        answer: node.answer.clone(),
+        score,
+        rank,
+    }
+}

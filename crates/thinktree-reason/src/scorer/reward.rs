@@ -1,0 +1,88 @@
+//! Custom rewards: the user's own judgement of a partial solution.
+
+use std::fmt;
+use std::sync::Arc;
+
+use thinktree_engine::{Engine, Usage};
+use crate::error::{Error, Result};
+
+use super::{ScoreItem, Scorer};
+
+/// A reward over the question and the steps written so far, in `[0, 1]` (higher is
+/// better). Engine-agnostic, so it plugs into every method unchanged; implement
+/// [`Scorer`] instead when the reward needs the model itself.
+pub trait Reward: Send + Sync {
+    /// Scores a (partial or finished) solution.
+    fn reward(&self, question: &str, steps: &[String]) -> f64;
+}
+
+impl<F> Reward for F
+where
+    F: Fn(&str, &[String]) -> f64 + Send + Sync,
+{
+    fn reward(&self, question: &str, steps: &[String]) -> f64 {
+        self(question, steps)
+    }
+}
+
+/// A named, shareable reward, as carried by [`super::ScorerSpec::Reward`].
+#[derive(Clone)]
+pub struct RewardFn {
+    name: String,
+    reward: Arc<dyn Reward>,
+}
+
+impl RewardFn {
+    /// Wraps any reward (a closure `|question, steps| -> f64` is one).
+    pub fn new(name: impl Into<String>, reward: impl Reward + 'static) -> Self {
+        Self {
+            name: name.into(),
+            reward: Arc::new(reward),
+        }
+    }
+
+    /// The name shown in reports.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for RewardFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RewardFn({})", self.name)
+    }
+}
+
+impl PartialEq for RewardFn {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.reward, &other.reward)
+    }
+}
+
+impl<E: Engine> Scorer<E> for RewardFn {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Clamps to `[0, 1]`; a NaN or infinite reward is a bug in the reward and is
+    /// reported, never silently ranked.
+    fn score(
+        &self,
+        _engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        _seed: u64,
+    ) -> Result<(Vec<f64>, Usage)> {
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let r = self.reward.reward(it.question, it.steps);
+            if !r.is_finite() {
+                return Err(Error::Scorer {
+                    scorer: format!("reward:{}", self.name),
+                    reason: format!("returned {r}; rewards must be finite"),
+                });
+            }
+            out.push(r.clamp(0.0, 1.0));
+        }
+        Ok((out, Usage::default()))
+    }
+}

@@ -1,0 +1,41 @@
+//! What solving one problem returns.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use thinktree_engine::Usage;
+
+use super::aggregate::Candidate;
+use super::method::Method;
+
+/// The outcome of [`super::solve`]: the answer, the reasoning that led to it, every
+/// alternative answer found, and exactly what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Solution {
+    /// The normalised final answer (None if none could be extracted).
+    pub answer: Option<String>,
+    /// The chosen reasoning steps.
+    pub path: Vec<String>,
+    /// Every distinct final answer reached by any leaf or sample, most votes first.
+    pub candidates: Vec<Candidate>,
+    /// Compute spent: the sum of the `Usage` of every engine call, scorers included.
+    pub usage: Usage,
+    /// Batched calls made by the search (a `sample_many` over many rows counts once, a
+    /// scorer's batch counts once): how many times the search waited on the model.
+    pub engine_calls: u64,
+    /// Wall-clock time of the whole solve.
+    pub wall: Duration,
+    /// The method that produced it.
+    pub method: Method,
+    /// Whether the adaptive stopping rule ended the search before its budget.
+    pub early_stopped: bool,
+    /// The search tree in Graphviz DOT (MCTS and beam, when export was asked for).
+    pub tree_dot: Option<String>,
+    /// The search tree as JSON (MCTS and beam, when export was asked for).
+    pub tree_json: Option<String>,
+    /// The MCTS tree in structured form (MCTS only, when export was asked for): what
+    /// [`crate::value`] turns into training data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_tree: Option<super::tree::SearchTree>,
+}

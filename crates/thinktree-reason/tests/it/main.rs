@@ -1,0 +1,6 @@
+//! Integration tests of the reasoning layer on the scripted mock engine.
+//!
+//! One test binary per crate: each topic is a module here.
+
+mod mock;
+mod props;

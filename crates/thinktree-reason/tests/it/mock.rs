@@ -1,0 +1,281 @@
+//! Deterministic tests of the reasoning layer on a scripted engine.
+
+
+use thinktree_reason::testing::ScriptEngine;
+use thinktree_reason::{Aggregation, Method, ScorerSpec, SolveConfig, StepSplit, solve};
+
+const Q: &str = "Tom has 3 boxes with 4 apples each. He eats 2. How many are left?";
+
+/// Two correct solutions reaching 10 and one with a wrong product reaching 12.
+fn engine() -> ScriptEngine {
+    ScriptEngine::new(&[
+        "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10.",
+        "3 * 4 = 14 apples.\n14 - 2 = 12.\nThe answer is 12.",
+        "He has 3 * 4 = 12.\nHe eats 2, so 12 - 2 = 10.\nThe answer is 10.",
+    ])
+}
+
+#[test]
+fn greedy_follows_the_most_likely_solution() {
+    let e = engine();
+    let sol = solve(&e, Q, &SolveConfig::new(Method::Greedy)).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    assert_eq!(
+        sol.path,
+        vec!["3 * 4 = 12 apples.", "12 - 2 = 10.", "The answer is 10."]
+    );
+    assert_eq!(sol.candidates.len(), 1);
+    assert_eq!(sol.candidates[0].votes, 1);
+}
+
+#[test]
+fn every_method_bills_exactly_what_the_engine_did() {
+    for method in Method::ALL {
+        let e = engine();
+        let mut cfg = SolveConfig::new(method);
+        cfg.scorer = "confidence:0.3,verifier:0.4,self-eval:0.3".parse().unwrap();
+        let sol = solve(&e, Q, &cfg).unwrap();
+        assert_eq!(sol.usage, e.spent(), "{method}");
+        assert!(
+            sol.engine_calls >= 2 && sol.engine_calls <= *e.calls.lock().unwrap(),
+            "{method}"
+        );
+        assert!(sol.usage.generated_tokens > 0, "{method}");
+        assert!(sol.answer.is_some(), "{method}");
+    }
+}
+
+#[test]
+fn self_consistency_votes_and_reports_every_answer() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 12;
+    cfg.batch = 4;
+    cfg.seed = 3;
+    cfg.token_budget = 10_000;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    let votes: usize = sol.candidates.iter().map(|c| c.votes).sum();
+    assert_eq!(votes, 12);
+    assert_eq!(sol.candidates.len(), 2, "{:?}", sol.candidates);
+    let ten = sol.candidates.iter().find(|c| c.answer == "10").unwrap();
+    let twelve = sol.candidates.iter().find(|c| c.answer == "12").unwrap();
+    assert_eq!(
+        sol.answer.as_deref(),
+        Some(if ten.votes >= twelve.votes {
+            "10"
+        } else {
+            "12"
+        })
+    );
+    assert!(!sol.early_stopped);
+}
+
+#[test]
+fn adaptive_compute_stops_a_decided_vote() {
+    // Only one solution: the vote is unanimous after the first wave.
+    let e = ScriptEngine::new(&["2 + 2 = 4.\nThe answer is 4."]);
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 16;
+    cfg.batch = 4;
+    cfg.token_budget = 10_000;
+    let full = solve(&e, Q, &cfg).unwrap();
+    cfg.early_stop = Some(0.75);
+    let e2 = ScriptEngine::new(&["2 + 2 = 4.\nThe answer is 4."]);
+    let early = solve(&e2, Q, &cfg).unwrap();
+    assert_eq!(early.answer.as_deref(), Some("4"));
+    assert!(early.early_stopped);
+    assert_eq!(early.candidates[0].votes, 4);
+    assert_eq!(full.candidates[0].votes, 16);
+    assert!(early.usage.generated_tokens * 4 == full.usage.generated_tokens);
+}
+
+#[test]
+fn verifier_steers_best_of_n_and_beam_away_from_wrong_arithmetic() {
+    for method in [Method::BestOfN, Method::Beam] {
+        let e = engine();
+        let mut cfg = SolveConfig::new(method);
+        cfg.scorer = ScorerSpec::Verifier;
+        cfg.samples = 6;
+        cfg.expand = 3;
+        cfg.beam_width = 2;
+        cfg.aggregation = Aggregation::Best;
+        cfg.seed = 1;
+        cfg.token_budget = 10_000;
+        let sol = solve(&e, Q, &cfg).unwrap();
+        assert_eq!(sol.answer.as_deref(), Some("10"), "{method}: {sol:?}");
+        assert!(!sol.path.iter().any(|s| s.contains("14")), "{method}");
+    }
+}
+
+#[test]
+fn a_custom_reward_decides_best_of_n() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::BestOfN);
+    cfg.samples = 6;
+    cfg.seed = 1;
+    cfg.token_budget = 10_000;
+    // A contrarian reward that likes twelves.
+    cfg.scorer = ScorerSpec::reward("likes-12", |_q: &str, steps: &[String]| {
+        if steps.iter().any(|s| s.contains("12.")) && steps.last().is_some_and(|s| s.contains("12"))
+        {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("12"));
+
+    cfg.scorer = ScorerSpec::reward("nan", |_q: &str, _s: &[String]| f64::NAN);
+    assert!(solve(&e, Q, &cfg).is_err());
+}
+
+#[test]
+fn token_budget_bounds_generation() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 64;
+    cfg.token_budget = 100;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    // One batched step may overrun by at most one token per row.
+    assert!(
+        sol.usage.generated_tokens <= 100 + 8,
+        "{}",
+        sol.usage.generated_tokens
+    );
+}
+
+#[test]
+fn step_splits_cut_where_asked() {
+    let e = ScriptEngine::new(&[
+        "Step 1: 3 * 4 = 12.\nStep 2: 12 - 2 = 10.\nStep 3: The answer is 10.",
+    ]);
+    let mut cfg = SolveConfig::new(Method::Greedy);
+    cfg.split = StepSplit::Tokens(5);
+    cfg.max_steps = 40;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    assert!(sol.path.len() >= 10, "{:?}", sol.path);
+
+    cfg.split = StepSplit::BlankLine;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.path.len(), 1);
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+}
+
+#[test]
+fn beam_exports_its_tree() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Beam);
+    cfg.export_tree = true;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    let dot = sol.tree_dot.unwrap();
+    assert!(dot.starts_with("digraph") && dot.contains("->"));
+    let json: serde_json::Value = serde_json::from_str(&sol.tree_json.unwrap()).unwrap();
+    assert!(json["nodes"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let e = engine();
+    let cfg = SolveConfig::new(Method::Greedy);
+    assert!(solve(&e, "   ", &cfg).is_err());
+    let mut bad = cfg.clone();
+    bad.samples = 0;
+    assert!(bad.validate().is_err());
+    let mut bad = cfg.clone();
+    bad.top_p = Some(1.5);
+    assert!(solve(&e, Q, &bad).is_err());
+    let mut bad = cfg;
+    bad.early_stop = Some(0.0);
+    assert!(bad.validate().is_err());
+    assert!("nope".parse::<Method>().is_err());
+    for m in Method::ALL {
+        assert_eq!(m.to_string().parse::<Method>().unwrap(), m);
+    }
+    assert!("tokens:0".parse::<StepSplit>().is_err());
+    assert_eq!(
+        "tokens:8".parse::<StepSplit>().unwrap(),
+        StepSplit::Tokens(8)
+    );
+}
+
+#[test]
+fn mcts_votes_over_terminal_leaves_and_prefers_checked_arithmetic() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Mcts);
+    cfg.scorer = ScorerSpec::Verifier;
+    cfg.simulations = 24;
+    cfg.leaf_batch = 3;
+    cfg.expand = 3;
+    cfg.token_budget = 10_000;
+    cfg.export_tree = true;
+    cfg.aggregation = Aggregation::Weighted;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"), "{sol:#?}");
+    assert!(sol.candidates.iter().any(|c| c.answer == "10"));
+    let json: serde_json::Value = serde_json::from_str(sol.tree_json.as_deref().unwrap()).unwrap();
+    assert!(json["nodes"].as_array().unwrap().len() >= 4);
+    assert_eq!(sol.usage, e.spent());
+}
+
+#[test]
+fn mcts_with_progressive_widening_and_a_tight_budget_still_answers() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Mcts);
+    cfg.widening = Some((1.0, 0.5));
+    cfg.simulations = 50;
+    cfg.token_budget = 40;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert!(sol.usage.generated_tokens <= 40 + 3 * 4, "{:?}", sol.usage);
+    assert!(!sol.candidates.is_empty() || sol.answer.is_none());
+}
+
+#[test]
+fn whole_chains_and_stepping_agree_when_the_model_stops_at_its_answer() {
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 6;
+    cfg.seed = 11;
+    cfg.token_budget = 10_000;
+    let mut answers = Vec::new();
+    for whole in [true, false] {
+        cfg.whole_chains = whole;
+        let e = engine();
+        let sol = solve(&e, Q, &cfg).unwrap();
+        assert_eq!(sol.usage, e.spent());
+        let votes: usize = sol.candidates.iter().map(|c| c.votes).sum();
+        assert_eq!(votes, 6);
+        assert_eq!(
+            sol.path.last().map(String::as_str),
+            Some(format!("The answer is {}.", sol.answer.clone().unwrap()).as_str())
+        );
+        answers.push(sol.answer);
+    }
+    assert!(answers.iter().all(|a| a.is_some()));
+}
+
+#[test]
+fn step_markers_are_cut_and_trimmed() {
+    let e = ScriptEngine::new(&[
+        "Step 1: 3 * 4 = 12.\nStep 2: 12 - 2 = 10.\nStep 3: The answer is 10.",
+    ]);
+    let mut cfg = SolveConfig::new(Method::Greedy);
+    cfg.split = StepSplit::StepMarker;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    assert_eq!(
+        sol.path,
+        vec!["3 * 4 = 12.", "12 - 2 = 10.", "The answer is 10."]
+    );
+}
+
+#[test]
+fn a_repeated_step_ends_the_path() {
+    let e = ScriptEngine::new(&[
+        "3 * 4 = 12.\n3 * 4 = 12.\n3 * 4 = 12.\n3 * 4 = 12.\nThe answer is 12.",
+    ]);
+    let sol = solve(&e, Q, &SolveConfig::new(Method::Greedy)).unwrap();
+    assert_eq!(sol.path, vec!["3 * 4 = 12."]);
+    assert_eq!(sol.answer.as_deref(), Some("12"));
+    assert!(sol.usage.generated_tokens < 30, "{:?}", sol.usage);
+}

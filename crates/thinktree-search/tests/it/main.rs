@@ -1,0 +1,9 @@
+//! Integration tests of the search core.
+//!
+//! One test binary per crate: each topic is a module here.
+
+mod api;
+mod bandit;
+mod make24;
+mod properties;
+mod tictactoe;

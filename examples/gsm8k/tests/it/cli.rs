@@ -1,0 +1,89 @@
+//! Command-line parsing.
+
+use clap::Parser;
+use thinktree_gsm8k::cli::Args;
+use thinktree::reason::{Method, ScorerSpec};
+
+#[test]
+fn defaults_run_mcts_on_the_shipped_set() {
+    let a = Args::try_parse_from(["gsm8k"]).unwrap();
+    assert_eq!(a.methods, vec![Method::Mcts]);
+    assert!(a.data.is_none());
+    assert_eq!(a.offset, 0);
+    assert_eq!(a.limit, None);
+    assert_eq!(a.threads, 1);
+    assert_eq!(a.out.to_str(), Some("results.jsonl"));
+    assert!(!a.resume);
+}
+
+#[test]
+fn all_options_parse() {
+    let a = Args::try_parse_from([
+        "gsm8k",
+        "--data",
+        "x.jsonl",
+        "--limit",
+        "7",
+        "--offset",
+        "3",
+        "--methods",
+        "greedy,sc,bon,beam,mcts",
+        "--simulations",
+        "12",
+        "--samples",
+        "5",
+        "--max-tokens",
+        "900",
+        "--scorer",
+        "confidence:0.5,verifier:0.5",
+        "--seed",
+        "42",
+        "--threads",
+        "2",
+        "--model",
+        "m.gguf",
+        "--out",
+        "r/out.jsonl",
+        "--resume",
+        "--export-tree",
+        "trees",
+        "--quiet",
+    ])
+    .unwrap();
+    assert_eq!(a.data.as_deref().and_then(|p| p.to_str()), Some("x.jsonl"));
+    assert_eq!((a.limit, a.offset), (Some(7), 3));
+    assert_eq!(a.methods, Method::ALL.to_vec());
+    assert_eq!(
+        (a.simulations, a.samples, a.max_tokens),
+        (Some(12), Some(5), Some(900))
+    );
+    assert!(matches!(a.scorer, Some(ScorerSpec::Weighted(ref parts)) if parts.len() == 2));
+    assert_eq!((a.seed, a.threads), (42, 2));
+    assert!(a.resume && a.quiet);
+    assert_eq!(
+        a.export_tree.as_deref().and_then(|p| p.to_str()),
+        Some("trees")
+    );
+}
+
+#[test]
+fn repeated_methods_are_deduplicated_in_order() {
+    let a =
+        Args::try_parse_from(["gsm8k", "--methods", "mcts,greedy", "--methods", "mcts"]).unwrap();
+    assert_eq!(a.unique_methods(), vec![Method::Mcts, Method::Greedy]);
+}
+
+#[test]
+fn unknown_method_is_a_clear_error() {
+    let e = Args::try_parse_from(["gsm8k", "--methods", "greedy,alphazero"]).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("alphazero"), "{msg}");
+    assert!(msg.contains("greedy, sc, bon, beam, mcts"), "{msg}");
+}
+
+#[test]
+fn bad_scorer_and_bad_numbers_are_errors() {
+    assert!(Args::try_parse_from(["gsm8k", "--scorer", "oracle"]).is_err());
+    assert!(Args::try_parse_from(["gsm8k", "--limit", "-3"]).is_err());
+    assert!(Args::try_parse_from(["gsm8k", "--threads", "many"]).is_err());
+}

@@ -1,0 +1,80 @@
+//! The reasoning layer on the real SmolLM2-135M-Instruct: searches complete on a few
+//! self-written problems, answers are parsed, and the token accounting adds up.
+//!
+//! The model is found via `THINKTREE_MODEL` or `<workspace>/models/`; if it is missing
+//! these tests fail with the fix (`bash scripts/fetch-model.sh`).
+
+use std::sync::OnceLock;
+
+use thinktree::llm::{EngineOptions, LocalEngine};
+use thinktree::reason::{Method, SolveConfig, StepSplit, prompt_text, solve};
+use thinktree::engine::Engine;
+
+pub(crate) fn engine() -> &'static LocalEngine {
+    static E: OnceLock<LocalEngine> = OnceLock::new();
+    E.get_or_init(|| {
+        let path = thinktree_remote::testing::model_path();
+        LocalEngine::load(&path, EngineOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+const APPLES: &str =
+    "Tom has 3 boxes with 4 apples each. He eats 2 apples. How many apples are left?";
+const PENS: &str = "A pen costs 2 dollars. Sara buys 5 pens. How many dollars does she pay?";
+
+#[test]
+fn greedy_reaches_a_parsed_answer_and_bills_the_prompt_once() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Greedy);
+    cfg.token_budget = 64;
+    let sol = solve(e, PENS, &cfg).unwrap();
+    assert!(sol.answer.is_some(), "{sol:#?}");
+    assert!(!sol.path.is_empty());
+    let prompt = prompt_text(e, None, PENS, StepSplit::Newline).unwrap();
+    let prompt_len = e.tokenize(&prompt).unwrap().len() as u64;
+    let u = sol.usage;
+    assert!(
+        u.generated_tokens > 0 && u.generated_tokens <= cfg.token_budget as u64 + 1,
+        "{u:?}"
+    );
+    // Prefill of the prompt once, plus at most one fed-back token per step.
+    assert!(
+        u.prompt_tokens >= prompt_len.min(1)
+            && u.prompt_tokens <= prompt_len + cfg.max_steps as u64,
+        "{u:?}"
+    );
+    assert!(
+        u.computed_tokens >= u.prompt_tokens + u.generated_tokens - cfg.max_steps as u64,
+        "{u:?}"
+    );
+}
+
+#[test]
+fn self_consistency_votes_over_batched_chains() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 3;
+    cfg.batch = 3;
+    cfg.token_budget = 96;
+    cfg.seed = 1;
+    let sol = solve(e, APPLES, &cfg).unwrap();
+    let votes: usize = sol.candidates.iter().map(|c| c.votes).sum();
+    assert!((1..=3).contains(&votes), "{sol:#?}");
+    assert!(sol.answer.is_some());
+    assert!(sol.usage.generated_tokens <= 96 + 3);
+}
+
+#[test]
+fn mcts_completes_with_leaf_batching() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Mcts);
+    cfg.simulations = 4;
+    cfg.leaf_batch = 2;
+    cfg.expand = 2;
+    cfg.token_budget = 80;
+    cfg.export_tree = true;
+    let sol = solve(e, PENS, &cfg).unwrap();
+    assert!(sol.answer.is_some(), "{sol:#?}");
+    assert!(sol.usage.generated_tokens <= 80 + 2 * 2);
+    assert!(sol.tree_json.is_some());
+}
