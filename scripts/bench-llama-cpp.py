@@ -24,7 +24,7 @@ ap.add_argument("--tokens", type=int, default=32)
 ap.add_argument("--repeat", type=int, default=5)
 args = ap.parse_args()
 
-fixture = json.loads((root / "crates/thinktree-llm/tests/fixtures/smollm2_greedy.json").read_text())
+fixture = json.loads((root / "tests/fixtures/smollm2_greedy.json").read_text())
 prompt_ids = fixture["prompt_ids"]
 
 llm = Llama(model_path=args.model, n_ctx=2048, n_threads=args.threads,

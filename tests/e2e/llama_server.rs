@@ -8,9 +8,9 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use thinktree::engine::{ChatMessage, Engine, FinishReason, SampleParams, StopCondition};
 use thinktree::llm::{EngineOptions, LocalEngine};
 use thinktree::reason::{Method, SolveConfig, solve};
-use thinktree::engine::{ChatMessage, Engine, FinishReason, SampleParams, StopCondition};
 use thinktree::remote::{RemoteEngine, RemoteOptions};
 
 use thinktree_remote::testing::{LlamaServer, model_path, server_python};
@@ -137,8 +137,9 @@ fn sibling_samples_stop_on_their_own_and_are_reproducible() {
         assert!(!c.logprobs.is_empty() && c.logprobs.iter().all(|l| *l <= 0.0));
         assert_eq!(c.state.text(), format!("{}{}", s.text(), c.text));
     }
-    let texts =
-        |v: &[thinktree::engine::Continuation<_>]| v.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
+    let texts = |v: &[thinktree::engine::Continuation<_>]| {
+        v.iter().map(|c| c.text.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(texts(&a), texts(&b), "same seed, same samples");
 }
 
@@ -162,7 +163,7 @@ fn a_killed_server_is_a_typed_error_not_a_hang() {
     });
     let err = outcome.unwrap_err();
     let source = match &err {
-        thinktree::llm::Error::Backend { source, .. } => {
+        thinktree::reason::Error::Engine(thinktree::engine::Error::Backend { source, .. }) => {
             source.downcast_ref::<thinktree::remote::Error>()
         }
         _ => None,

@@ -24,9 +24,13 @@ fn the_facade_builds_model_loading_scorers() {
     // `value:` and `prm:` need a loader: the reasoning crate alone refuses them by name,
     // the facade's `scorers` module builds them (here a missing file is a typed error).
     let cfg = SolveConfig::new(Method::Mcts);
-    let spec: thinktree::reason::ScorerSpec = "value:/nonexistent/head.safetensors".parse().unwrap();
+    let spec: thinktree::reason::ScorerSpec =
+        "value:/nonexistent/head.safetensors".parse().unwrap();
     let alone = spec.build::<LocalEngine>(&cfg);
-    assert!(matches!(alone, Err(thinktree::reason::Error::NeedsLoader(_))));
+    assert!(matches!(
+        alone,
+        Err(thinktree::reason::Error::NeedsLoader(_))
+    ));
     let facade = thinktree::scorers::build::<LocalEngine>(&spec, &cfg);
     assert!(matches!(
         facade,

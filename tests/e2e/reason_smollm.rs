@@ -6,9 +6,9 @@
 
 use std::sync::OnceLock;
 
+use thinktree::engine::Engine;
 use thinktree::llm::{EngineOptions, LocalEngine};
 use thinktree::reason::{Method, SolveConfig, StepSplit, prompt_text, solve};
-use thinktree::engine::Engine;
 
 pub(crate) fn engine() -> &'static LocalEngine {
     static E: OnceLock<LocalEngine> = OnceLock::new();

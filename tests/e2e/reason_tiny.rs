@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use thinktree::engine::{Engine, Usage};
 use thinktree::llm::{EngineOptions, LocalEngine};
 use thinktree::reason::scorer::{RolloutScorer, SELF_EVAL_QUESTION, SelfEvalScorer};
 use thinktree::reason::{
@@ -10,7 +11,6 @@ use thinktree::reason::{
     solve,
 };
 use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
-use thinktree::engine::{Engine, Usage};
 
 const Q: &str = "Tom has 3 boxes with 4 apples each. He eats 2. How many are left?";
 
@@ -179,9 +179,15 @@ fn missing_judge_model_is_a_typed_error() {
     let e = &tiny().engine;
     let mut cfg = small(Method::BestOfN);
     cfg.scorer = "prm:/nonexistent/judge.gguf".parse().unwrap();
-    let err = solve(e, Q, &cfg).unwrap_err();
-    assert!(
-        matches!(err, thinktree::llm::Error::ModelNotFound { .. }),
-        "{err}"
-    );
+    let err = thinktree::scorers::solve(e, Q, &cfg).unwrap_err();
+    let not_found = match &err {
+        thinktree::reason::Error::ScorerFailed { source, .. } => matches!(
+            source.downcast_ref::<thinktree::llm::Error>(),
+            Some(thinktree::llm::Error::Gguf(
+                thinktree::gguf::Error::NotFound { .. }
+            ))
+        ),
+        _ => false,
+    };
+    assert!(not_found, "{err}");
 }

@@ -34,4 +34,3 @@ impl Add for Usage {
         self
     }
 }
-

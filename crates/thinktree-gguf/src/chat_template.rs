@@ -14,8 +14,8 @@ use crate::gguf::{Content, Metadata};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, ErrorKind, context};
 
-use thinktree_engine::{ChatMessage, Role};
 use crate::error::{Error, Result};
+use thinktree_engine::{ChatMessage, Role};
 
 /// Name the single template is stored under inside its environment.
 const TEMPLATE_NAME: &str = "chat";

@@ -185,12 +185,7 @@ impl<'a> Metadata<'a> {
         let v = self.require(key)?;
         value_as_i64(v)
             .and_then(|x| usize::try_from(x).ok())
-            .ok_or_else(|| {
-                Self::err(
-                    key,
-                    format!("expected a non-negative integer, found {v:?}"),
-                )
-            })
+            .ok_or_else(|| Self::err(key, format!("expected a non-negative integer, found {v:?}")))
     }
 
     /// A non-negative integer, if present.
@@ -205,7 +200,10 @@ impl<'a> Metadata<'a> {
             Value::F32(x) => Ok(*x),
             Value::F64(x) => Ok(*x as f32),
             v => value_as_i64(v).map(|x| x as f32).ok_or_else(|| {
-                Self::err(key, format!("expected a number, found {:?}", v.value_type()))
+                Self::err(
+                    key,
+                    format!("expected a number, found {:?}", v.value_type()),
+                )
             }),
         }
     }

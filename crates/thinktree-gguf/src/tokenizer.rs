@@ -145,7 +145,8 @@ impl GgufTokenizer {
                 ),
             ));
         }
-        let merges = md.string_array("tokenizer.ggml.merges")?
+        let merges = md
+            .string_array("tokenizer.ggml.merges")?
             .iter()
             .enumerate()
             .map(|(i, m)| {
@@ -208,7 +209,9 @@ impl GgufTokenizer {
             .collect();
 
         let bos = md.optional_id("tokenizer.ggml.bos_token_id", vocab_size)?;
-        let add_bos = md.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        let add_bos = md
+            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .unwrap_or(false);
         if add_bos && bos.is_none() {
             return Err(Metadata::err(
                 "tokenizer.ggml.bos_token_id",

@@ -12,9 +12,9 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use thinktree_engine::{Engine, SampleParams, StopCondition};
-use thinktree_llm::{EngineOptions, LocalEngine};
 use thinktree_llm::kv_cache::KvState;
 use thinktree_llm::model::WeightFormat;
+use thinktree_llm::{EngineOptions, LocalEngine};
 
 const DECODE: usize = 32;
 
@@ -24,13 +24,14 @@ fn model_path() -> PathBuf {
     std::env::var_os("THINKTREE_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
         })
 }
 
 fn prompt_ids() -> Vec<u32> {
     let v: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/fixtures/smollm2_greedy.json"))
+        serde_json::from_str(include_str!("../../../tests/fixtures/smollm2_greedy.json"))
             .expect("fixture parses");
     v["prompt_ids"]
         .as_array()

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
+use crate::error::{Error, Result};
 use thinktree_engine::{ChatMessage, Continuation, Engine, FinishReason, SampleParams, Usage};
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
-use crate::error::{Error, Result};
 
 type EngineResult<T> = thinktree_engine::Result<T>;
 use crate::kv_cache::{KvCache, KvState};
@@ -376,7 +376,11 @@ impl Engine for LocalEngine {
         Ok(self.tokenizer.decode(ids)?)
     }
 
-    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> EngineResult<String> {
+    fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> EngineResult<String> {
         Ok(self.template.apply(messages, add_generation_prompt)?)
     }
 
@@ -430,10 +434,13 @@ impl Engine for LocalEngine {
         let out = candidates
             .iter()
             .map(|&c| {
-                logits.get(c as usize).map(|&x| x - lse).ok_or(Error::TokenOutOfVocab {
-                    id: c,
-                    vocab: logits.len(),
-                })
+                logits
+                    .get(c as usize)
+                    .map(|&x| x - lse)
+                    .ok_or(Error::TokenOutOfVocab {
+                        id: c,
+                        vocab: logits.len(),
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((out, usage))

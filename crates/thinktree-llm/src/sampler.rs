@@ -127,7 +127,7 @@ pub fn find_stop<'a>(text: &str, stops: &'a [String]) -> Option<(usize, &'a str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::StopCondition;
+    use thinktree_engine::StopCondition;
 
     fn params(t: f32, k: Option<usize>, p: Option<f32>) -> SampleParams {
         SampleParams {

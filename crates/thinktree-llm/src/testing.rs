@@ -8,19 +8,19 @@
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Value;
-pub use thinktree_gguf::testing::{
-    SMOLLM2_CHAT_TEMPLATE, TinyVocab, bytes_to_unicode, tiny_tokenizer_metadata, tiny_vocab,
-};
-use thinktree_gguf::testing::write_gguf;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use thinktree_gguf::testing::write_gguf;
+pub use thinktree_gguf::testing::{
+    SMOLLM2_CHAT_TEMPLATE, TinyVocab, bytes_to_unicode, tiny_tokenizer_metadata, tiny_vocab,
+};
 
 use crate::engine::{EngineOptions, LocalEngine};
-use thinktree_engine::{Engine, SampleParams};
 use crate::error::{Error, Result};
 use crate::kv_cache::KvState;
+use thinktree_engine::{Engine, SampleParams};
 
 /// Shape and storage of a tiny test model.
 #[derive(Debug, Clone, PartialEq)]

@@ -86,10 +86,7 @@ impl Shared {
     }
 
     fn take(&self) -> Option<Error> {
-        self.error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 

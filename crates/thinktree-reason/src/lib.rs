@@ -74,9 +74,9 @@ use thinktree_engine::Engine;
 
 use aggregate::{choose, tally};
 use meter::Meter;
+use methods::{Outcome, Solve};
 use node::Node;
 use stepper::Stepper;
-use methods::{Outcome, Solve};
 
 /// Solves `question` with `cfg.method`, using `cfg.scorer` where the method needs one.
 ///

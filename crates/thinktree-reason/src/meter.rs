@@ -45,4 +45,3 @@ impl Meter {
         thinktree_search::derive_seed(self.seed, self.seq)
     }
 }
-

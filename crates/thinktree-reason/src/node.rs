@@ -92,4 +92,3 @@ pub(crate) fn merge_siblings<S: Clone>(children: Vec<Node<S>>) -> Expansion<S> {
     }
     Expansion { children: merged }
 }
-

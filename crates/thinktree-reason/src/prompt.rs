@@ -1,8 +1,8 @@
 //! The prompt a problem is posed with.
 
+use crate::error::{Error, Result};
 use thinktree_engine::ChatMessage;
 use thinktree_engine::{Engine, Usage};
-use crate::error::{Error, Result};
 
 use super::split::StepSplit;
 

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use thinktree_engine::StopCondition;
 use crate::error::{Error, Result};
+use thinktree_engine::StopCondition;
 
 /// The marker a [`StepSplit::StepMarker`] step ends before.
 const STEP_MARKER: &str = "\nStep ";

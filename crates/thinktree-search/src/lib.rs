@@ -75,8 +75,8 @@ pub use problem::{
     ActionsFn, BatchFnEvaluator, Evaluations, Evaluator, ExpandRequest, FnEvaluator, FnPolicy,
     FnProblem, FnRollout, NoRollout, Player, Policy, Problem, Proposals, RolloutPolicy, from_fn,
 };
-pub use rng::{derive_seed, splitmix64};
 pub use result::{ChildSummary, SearchResult, SearchStats, StopReason, TerminalLeaf};
+pub use rng::{derive_seed, splitmix64};
 pub use search::Mcts;
 pub use select::{ChildView, ParentView, Selection, SelectionRule};
 pub use tree::{Node, NodeId, NodeStats, Tree};

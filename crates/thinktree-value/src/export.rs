@@ -8,8 +8,8 @@
 //! "completions"); every finished path, in the tree or rolled out, then counts towards the
 //! estimate of each step above it.
 
-use thinktree_engine::{Engine, SampleParams, StopCondition, Usage};
 use crate::error::{Error, Result};
+use thinktree_engine::{Engine, SampleParams, StopCondition, Usage};
 use thinktree_reason::{
     Method, Scorer, Solution, SolveConfig, prompt_text, root_state, solve_with_scorer,
 };
@@ -76,10 +76,7 @@ pub fn selfplay_problem<E: Engine>(
         ..cfg.clone()
     };
     let solution = solve_with_scorer(engine, question, &cfg, scorer)?;
-    let tree = solution
-        .search_tree
-        .as_ref()
-        .ok_or_else(|| Error::NoTree)?;
+    let tree = solution.search_tree.as_ref().ok_or_else(|| Error::NoTree)?;
     let prompt = prompt_text(engine, cfg.system_prompt.as_deref(), question, cfg.split)?;
 
     let mut open: Vec<&thinktree_reason::TreeNode> = tree

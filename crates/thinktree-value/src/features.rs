@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::Result;
+use thinktree_engine::{Engine, Usage};
 
 use crate::records::StepRecord;
 

@@ -4,8 +4,8 @@
 //! answer matches the gold answer. The search never sees the gold answer; it is used here,
 //! after the search, to label what the search found.
 
-use thinktree_reason::answer::answers_match;
 use thinktree_reason::SearchTree;
+use thinktree_reason::answer::answers_match;
 
 use crate::records::{PairRecord, PairSide, RECORD_VERSION, Record, StepRecord};
 

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::Result;
+use thinktree_engine::{Engine, Usage};
 use thinktree_reason::scorer::{ScoreItem, Scorer};
 
 use crate::head::ValueHead;
@@ -58,7 +58,10 @@ impl<E: Engine> Scorer<E> for ValueScorer {
             usage += u;
             features.push(h);
         }
-        let values = self.head.predict(&features).map_err(thinktree_reason::Error::from)?;
+        let values = self
+            .head
+            .predict(&features)
+            .map_err(thinktree_reason::Error::from)?;
         Ok((values.into_iter().map(f64::from).collect(), usage))
     }
 }

@@ -33,12 +33,14 @@ pub fn for_config<'e, E: Engine + 'e>(cfg: &SolveConfig) -> Result<Box<dyn Score
 
 /// Loads the GGUF at `path` in process as a judge model.
 pub fn load_judge(path: &Path) -> Result<LocalEngine> {
-    LocalEngine::load(path, EngineOptions::default().kv_budget_bytes(JUDGE_KV_BUDGET)).map_err(
-        |e| Error::ScorerFailed {
-            scorer: format!("prm:{}", path.display()),
-            source: Box::new(e),
-        },
+    LocalEngine::load(
+        path,
+        EngineOptions::default().kv_budget_bytes(JUDGE_KV_BUDGET),
     )
+    .map_err(|e| Error::ScorerFailed {
+        scorer: format!("prm:{}", path.display()),
+        source: Box::new(e),
+    })
 }
 
 fn load<'e, E: Engine + 'e>(spec: &ScorerSpec) -> Result<Box<dyn Scorer<E> + 'e>> {

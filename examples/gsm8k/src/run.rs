@@ -6,14 +6,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::model_path::{ensure_default_model, resolve_model_path};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use thinktree::engine::Engine;
 use thinktree::engine::Usage;
-use thinktree::reason::answer::answers_match;
 use thinktree::llm::{EngineOptions, LocalEngine};
-use crate::model_path::{ensure_default_model, resolve_model_path};
+use thinktree::reason::answer::answers_match;
 use thinktree::reason::{Method, Scorer, SolveConfig, solve_with_scorer};
 use thinktree::remote::{RemoteEngine, RemoteOptions};
 
@@ -65,7 +65,14 @@ impl<E: Engine> std::fmt::Debug for EngineSolver<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineSolver")
             .field("engine", &self.engine.name())
-            .field("methods", &self.configs.iter().map(|(c, _)| c.method).collect::<Vec<_>>())
+            .field(
+                "methods",
+                &self
+                    .configs
+                    .iter()
+                    .map(|(c, _)| c.method)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

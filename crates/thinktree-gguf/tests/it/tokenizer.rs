@@ -13,20 +13,27 @@ use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
-use thinktree_gguf::gguf::open;
 use thinktree_engine::ChatMessage;
+use thinktree_gguf::Error;
+use thinktree_gguf::gguf::open as open_gguf;
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
-use thinktree_llm::Error;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
 
+/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`.
 fn real_model_path() -> PathBuf {
-    match resolve_model_path(None) {
-        Ok(p) => p,
-        Err(e) => panic!(
-            "the default model is needed for llama.cpp agreement tests: run `bash scripts/fetch-model.sh` (or set THINKTREE_MODEL): {e}"
-        ),
-    }
+    let p = std::env::var_os("THINKTREE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        p.is_file(),
+        "the default model is needed for llama.cpp agreement tests: run `bash scripts/fetch-model.sh` (or set THINKTREE_MODEL); not at {}",
+        p.display()
+    );
+    p
 }
 
 /// The real model's header, read once for all tests.
@@ -199,7 +206,7 @@ fn smollm_template_inserts_its_default_system_prompt() {
         no_gen.ends_with("<|im_start|>assistant\nHello<|im_end|>\n"),
         "{no_gen:?}"
     );
-    assert!(matches!(tpl.apply(&[], true), Err(Error::EmptyPrompt(_))));
+    assert!(matches!(tpl.apply(&[], true), Err(Error::Empty(_))));
 }
 
 #[test]
@@ -405,7 +412,7 @@ fn missing_or_mistyped_metadata_is_a_typed_error() {
         .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
     assert!(matches!(
         GgufTokenizer::from_gguf(&c),
-        Err(Error::UnsupportedModel(_))
+        Err(Error::UnsupportedTokenizer(_))
     ));
 
     let mut c = tiny_content();
@@ -413,7 +420,7 @@ fn missing_or_mistyped_metadata_is_a_typed_error() {
         .insert("tokenizer.ggml.pre".into(), Value::String("martian".into()));
     assert!(matches!(
         GgufTokenizer::from_gguf(&c),
-        Err(Error::UnsupportedModel(_))
+        Err(Error::UnsupportedTokenizer(_))
     ));
 }
 
@@ -486,27 +493,15 @@ fn open_gguf_reads_a_valid_file() {
     assert!(content.tensor_infos.contains_key("w"));
     let tok = GgufTokenizer::from_gguf(&content).expect("tokenizer");
     assert_eq!(tok.token_id("<|im_end|>"), Some(2));
-    assert_eq!(resolve_model_path(Some(&p)).expect("resolves"), p);
+    assert!(thinktree_gguf::gguf::check(&p).is_ok());
 }
 
 #[test]
 fn missing_model_is_model_not_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("absent.gguf");
-    assert!(matches!(open_gguf(&p), Err(Error::ModelNotFound { path }) if path == p));
-    assert!(
-        matches!(resolve_model_path(Some(&p)), Err(Error::ModelNotFound { path }) if path == p)
-    );
-    let msg = resolve_model_path(Some(&p))
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        msg.contains("scripts/fetch-model.sh")
-            && msg.contains("THINKTREE_MODEL")
-            && msg.contains("--model"),
-        "{msg}"
-    );
+    assert!(matches!(open_gguf(&p), Err(Error::NotFound { path }) if path == p));
+    assert!(matches!(thinktree_gguf::gguf::check(&p), Err(Error::NotFound { path }) if path == p));
 }
 
 #[test]
@@ -532,8 +527,11 @@ fn non_gguf_files_are_invalid_gguf() {
             "{name}: open_gguf"
         );
         assert!(
-            matches!(resolve_model_path(Some(&p)), Err(Error::InvalidGguf { .. })),
-            "{name}: resolve"
+            matches!(
+                thinktree_gguf::gguf::check(&p),
+                Err(Error::InvalidGguf { .. })
+            ),
+            "{name}: check"
         );
     }
     assert!(
@@ -593,15 +591,6 @@ proptest::proptest! {
         let ids = tok.encode(&text, false).expect("encode");
         proptest::prop_assert_eq!(tok.decode(&ids).expect("decode"), text);
     }
-}
-
-#[test]
-fn ensure_default_model_finds_the_present_model_without_fetching() {
-    // With the model present this must resolve exactly like `resolve_model_path(None)`
-    // and must not run the fetch script.
-    let expected = real_model_path();
-    let got = thinktree_llm::model_path::ensure_default_model().expect("model present");
-    assert_eq!(got, expected);
 }
 
 /// The tiny vocabulary with `pre` as pre-tokenizer and extra tokens (with their merges,

@@ -386,7 +386,6 @@ impl Int8Matrix {
     }
 }
 
-
 impl QuantRows {
     fn new(x: &[f32]) -> Self {
         let blocks = x.len() / BLOCK;

@@ -126,7 +126,6 @@ impl Model {
         })
     }
 
-
     /// The one layer loop, shared by prefill and decode: every block in turn, each
     /// reading its context from `ctx(layer index)`.
     fn run_blocks<'a>(
@@ -145,7 +144,12 @@ impl Model {
 }
 
 impl Model {
-    pub(super) fn attention(&self, layer: &Block, h: &Tensor, ctx: &Attn<'_>) -> Result<(Tensor, LayerKv)> {
+    pub(super) fn attention(
+        &self,
+        layer: &Block,
+        h: &Tensor,
+        ctx: &Attn<'_>,
+    ) -> Result<(Tensor, LayerKv)> {
         let (rows, t, _) = h.dims3()?;
         if t == 1 {
             return self.decode_attention(layer, h, ctx);
@@ -242,7 +246,6 @@ impl Model {
     }
 }
 
-
 pub(super) struct Attn<'a> {
     /// Position of the first new token.
     pub(super) pos: usize,
@@ -252,7 +255,6 @@ pub(super) struct Attn<'a> {
     pub(super) sin: &'a Tensor,
     pub(super) mask: Option<&'a Tensor>,
 }
-
 
 /// Additive mask for the own-token scores `(group * t, s + t)`: query `t_i` sees the `s`
 /// suffix keys and new keys up to itself. None when `t == 1` (nothing to hide).
@@ -271,7 +273,6 @@ fn causal_mask(group: usize, t: usize, s: usize) -> Result<Option<Tensor>> {
     }
     Ok(Some(Tensor::from_vec(m, (group * t, cols), &Device::Cpu)?))
 }
-
 
 pub(super) fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
     let half = cfg.head_dim / 2;

@@ -46,7 +46,6 @@ pub struct Model {
     pub(super) sin_v: Vec<f32>,
 }
 
-
 impl Model {
     /// The hyper-parameters.
     pub fn config(&self) -> &ModelConfig {
@@ -91,4 +90,3 @@ fn check_position(pos: usize, p_len: usize, s_len: usize) -> Result<()> {
 pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
-

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use thinktree_llm::{EngineOptions, LocalEngine};
 use thinktree_engine::{Engine, SampleParams, StopCondition};
 use thinktree_llm::model::WeightFormat;
+use thinktree_llm::{EngineOptions, LocalEngine};
 
 /// Max |logit difference| allowed between two computations of the same context on the
 /// quantized weights. candle's quantized matmul picks a different kernel for a few rows
@@ -27,9 +27,15 @@ const LOGPROB_TOL: f32 = 0.25;
 /// Tolerance with dequantized f32 weights, where only float summation order differs.
 const EXACT_TOL: f32 = 1e-3;
 
-/// The default model, found like the library finds it (`THINKTREE_MODEL`, then `models/`).
+/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
+/// (`bash scripts/fetch-model.sh` puts it there).
 fn model_path() -> PathBuf {
-    thinktree_llm::resolve_model_path(None).unwrap_or_else(|e| panic!("{e}"))
+    std::env::var_os("THINKTREE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        })
 }
 
 /// The default model loaded with `weights` as its in-memory format.
@@ -64,7 +70,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let text = include_str!("fixtures/smollm2_greedy.json");
+    let text = include_str!("../../../../tests/fixtures/smollm2_greedy.json");
     let v: serde_json::Value = serde_json::from_str(text).unwrap();
     let ids = |k: &str| {
         v[k].as_array()

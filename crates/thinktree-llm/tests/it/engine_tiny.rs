@@ -3,14 +3,16 @@
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use thinktree_llm::{EngineOptions, LocalEngine};
+use thinktree_engine::ChatMessage;
+use thinktree_engine::Error as EngineError;
 use thinktree_engine::{Engine, FinishReason, SampleParams, StopCondition};
+use thinktree_gguf::Error as GgufError;
+use thinktree_llm::Error;
 use thinktree_llm::model::WeightFormat;
 use thinktree_llm::testing::{
     TinyModelConfig, batch_vs_sequential_gap, tiny_engine, write_tiny_llama_gguf,
 };
-use thinktree_engine::ChatMessage;
-use thinktree_llm::Error;
+use thinktree_llm::{EngineOptions, LocalEngine};
 
 fn engine(dir: &tempfile::TempDir, cfg: &TinyModelConfig) -> LocalEngine {
     tiny_engine(
@@ -340,14 +342,14 @@ fn bad_inputs_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = LocalEngine::load(dir.path().join("nope.gguf"), EngineOptions::default());
     assert!(
-        matches!(missing, Err(Error::ModelNotFound { .. })),
+        matches!(missing, Err(Error::Gguf(GgufError::NotFound { .. }))),
         "{missing:?}"
     );
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"GGUF but not really a gguf file at all").unwrap();
     assert!(matches!(
         LocalEngine::load(&junk, EngineOptions::default()),
-        Err(Error::InvalidGguf { .. })
+        Err(Error::Gguf(GgufError::InvalidGguf { .. }))
     ));
     // A truncated real file.
     let good = dir.path().join("good.gguf");
@@ -357,13 +359,13 @@ fn bad_inputs_are_typed_errors() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
         LocalEngine::load(&cut, EngineOptions::default()),
-        Err(Error::InvalidGguf { .. })
+        Err(Error::Gguf(GgufError::InvalidGguf { .. }))
     ));
 
     let e = LocalEngine::load(&good, EngineOptions::default()).unwrap();
     assert!(matches!(
         e.sample(&e.root(), 1, &SampleParams::default()),
-        Err(Error::EmptyPrompt(_))
+        Err(EngineError::EmptyPrompt(_))
     ));
     let bad = SampleParams {
         temperature: -1.0,
@@ -372,15 +374,15 @@ fn bad_inputs_are_typed_errors() {
     let (s, _) = e.extend(&e.root(), "the").unwrap();
     assert!(matches!(
         e.sample(&s, 1, &bad),
-        Err(Error::InvalidConfig(_))
+        Err(EngineError::InvalidParams(_))
     ));
     assert!(matches!(
         e.next_token_logprobs(&s, &[1_000_000]),
-        Err(Error::InvalidConfig(_))
+        Err(EngineError::TokenOutOfVocab { id: 1_000_000, .. })
     ));
     assert!(matches!(
         e.extend_tokens(&s, &[1_000_000]),
-        Err(Error::InvalidConfig(_))
+        Err(Error::TokenOutOfVocab { .. })
     ));
     let long = vec![5u32; 600];
     assert!(matches!(
@@ -394,7 +396,17 @@ fn bad_inputs_are_typed_errors() {
         EngineOptions::default(),
     )
     .unwrap();
-    assert!(matches!(other.extend(&s, "he"), Err(Error::KvCache(_))));
+    assert!(matches!(
+        other.extend_tokens(&s, &[5]),
+        Err(Error::KvCache(_))
+    ));
+    assert!(matches!(
+        other.extend(&s, "he"),
+        Err(EngineError::Backend {
+            backend: "local",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -523,7 +535,7 @@ fn weight_format_names_round_trip() {
     assert_eq!("INT8".parse::<WeightFormat>().unwrap(), WeightFormat::Int8);
     assert_eq!(WeightFormat::default(), WeightFormat::Int8);
     let err = "q3".parse::<WeightFormat>().unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    assert!(matches!(err, Error::InvalidOption(_)), "{err}");
     assert!(err.to_string().contains("int8"), "{err}");
 }
 

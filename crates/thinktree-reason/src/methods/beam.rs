@@ -1,8 +1,8 @@
 //! Step-level beam search guided by the scorer.
 
-use thinktree_engine::Engine;
 use crate::error::Result;
 use crate::node::{Node, merge_siblings};
+use thinktree_engine::Engine;
 
 use super::trace::{Trace, TraceNode};
 use super::{Outcome, Solve, finished};

@@ -1,8 +1,8 @@
 //! Greedy chain of thought: the baseline every other method must beat per token.
 
-use thinktree_engine::Engine;
 use crate::error::Result;
 use crate::stepper::rollout;
+use thinktree_engine::Engine;
 
 use super::{Outcome, Solve, finished};
 

@@ -14,14 +14,14 @@ use thinktree_search::{
     Selection,
 };
 
-use thinktree_engine::Engine;
-use crate::error::Result;
 use crate::aggregate::Finished;
 use crate::config::SolveConfig;
+use crate::error::Result;
 use crate::meter::Meter;
 use crate::node::{Node, merge_siblings};
-use crate::stepper::Stepper;
 use crate::scorer::Scorer;
+use crate::stepper::Stepper;
+use thinktree_engine::Engine;
 
 use super::{Outcome, Solve, score_nodes};
 
@@ -173,14 +173,17 @@ impl<E: Engine> Policy<Shared<E::State>, Shared<E::State>> for LlmSearch<'_, E> 
         &self,
         batch: &[ExpandRequest<'_, Shared<E::State>>],
     ) -> thinktree_search::Result<Proposals<Shared<E::State>>> {
-        self.propose_inner(batch).map_err(crate::error::Shared::wrap)
+        self.propose_inner(batch)
+            .map_err(crate::error::Shared::wrap)
     }
 }
 
 impl<E: Engine> Evaluator<Shared<E::State>> for LlmSearch<'_, E> {
     fn evaluate(&self, states: &[&Shared<E::State>]) -> thinktree_search::Result<Evaluations> {
         let nodes: Vec<&Node<E::State>> = states.iter().map(|s| &s.node).collect();
-        let (values, cost) = self.score(&nodes, false).map_err(crate::error::Shared::wrap)?;
+        let (values, cost) = self
+            .score(&nodes, false)
+            .map_err(crate::error::Shared::wrap)?;
         Ok(Evaluations { values, cost })
     }
 }

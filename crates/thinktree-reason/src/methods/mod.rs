@@ -6,15 +6,15 @@ pub(crate) mod mcts;
 pub(crate) mod sampling;
 pub(crate) mod trace;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::{Error, Result};
+use thinktree_engine::{Engine, Usage};
 
 use super::aggregate::Finished;
 use super::config::SolveConfig;
+use super::scorer::{ScoreItem, Scorer};
 use crate::meter::Meter;
 use crate::node::Node;
 use crate::stepper::Stepper;
-use super::scorer::{ScoreItem, Scorer};
 
 /// One problem being solved: the engine, settings, scorer, root and the running bill.
 pub(crate) struct Solve<'a, E: Engine> {

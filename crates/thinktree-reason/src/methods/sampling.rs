@@ -1,13 +1,13 @@
 //! Self-consistency and best-of-N: N independent chains, decoded in batches.
 
-use thinktree_engine::Engine;
-use crate::error::Result;
 use crate::aggregate::{tally, vote_decided};
+use crate::error::Result;
 use crate::stepper::rollout;
+use thinktree_engine::Engine;
 
-use thinktree_engine::{SampleParams, StopCondition};
 use crate::node::Node;
 use crate::split::StepSplit;
+use thinktree_engine::{SampleParams, StopCondition};
 
 use super::{Outcome, Solve, finished};
 

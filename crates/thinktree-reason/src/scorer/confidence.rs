@@ -1,7 +1,7 @@
 //! Token confidence: how sure the policy itself was while writing the step.
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::Result;
+use thinktree_engine::{Engine, Usage};
 
 use super::{ScoreItem, Scorer};
 

@@ -22,11 +22,11 @@ pub use prm::PrmScorer;
 pub use reward::{Reward, RewardFn};
 pub use rollout::RolloutScorer;
 pub use self_eval::{SELF_EVAL_QUESTION, SelfEvalScorer};
-pub use spec::ScorerSpec;
+pub use spec::{ScorerLoader, ScorerSpec};
 pub use verifier::VerifierScorer;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::{Error, Result};
+use thinktree_engine::{Engine, Usage};
 
 /// One partial or finished solution to score.
 #[derive(Debug)]

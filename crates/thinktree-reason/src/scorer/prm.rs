@@ -3,10 +3,10 @@
 
 use std::sync::Mutex;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::{Error, Result};
 use crate::prompt::{followup_suffix, prompt_text};
 use crate::split::StepSplit;
+use thinktree_engine::{Engine, Usage};
 
 use super::self_eval::{SELF_EVAL_QUESTION, verdict_token_ids, yes_probability};
 use super::{ScoreItem, Scorer};

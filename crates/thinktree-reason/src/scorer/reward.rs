@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::{Error, Result};
+use thinktree_engine::{Engine, Usage};
 
 use super::{ScoreItem, Scorer};
 

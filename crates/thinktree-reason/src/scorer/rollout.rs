@@ -2,13 +2,13 @@
 //! (rStar-style). Expensive but model-agnostic and often the strongest signal.
 
 use crate::answer::answers_match;
-use thinktree_engine::{Engine, Usage};
 use crate::error::Result;
+use crate::extract::Extractor;
 use crate::meter::Meter;
 use crate::node::Node;
-use crate::stepper::{Stepper, rollout};
-use crate::extract::Extractor;
 use crate::split::StepSplit;
+use crate::stepper::{Stepper, rollout};
+use thinktree_engine::{Engine, Usage};
 
 use super::{ScoreItem, Scorer};
 

@@ -2,9 +2,9 @@
 
 use std::sync::OnceLock;
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::{Error, Result};
 use crate::prompt::followup_suffix;
+use thinktree_engine::{Engine, Usage};
 
 use super::{ScoreItem, Scorer};
 

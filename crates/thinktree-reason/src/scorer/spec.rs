@@ -4,14 +4,18 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use thinktree_engine::Engine;
-use crate::error::{Error, Result};
 use crate::config::SolveConfig;
+use crate::error::{Error, Result};
+use thinktree_engine::Engine;
 
 use super::{
     ConfidenceScorer, RewardFn, RolloutScorer, Scorer, SelfEvalScorer, VerifierScorer,
     WeightedScorer,
 };
+
+/// Builds the scorers that load a model or weights (`prm:PATH`, `value:PATH`); see
+/// [`ScorerSpec::build_with`].
+pub type ScorerLoader<'f, 'e, E> = dyn Fn(&ScorerSpec) -> Result<Box<dyn Scorer<E> + 'e>> + 'f;
 
 /// Which scorer a method uses. Parses from `"confidence"`, `"self-eval"`, `"verifier"`,
 /// `"rollout"`, `"prm:PATH"`, `"value:PATH"` and weighted lists such as
@@ -97,7 +101,9 @@ impl ScorerSpec {
     /// cannot: they are [`Error::NeedsLoader`] here (use [`ScorerSpec::build_with`], or the
     /// `thinktree` facade's `scorers::build`, which knows every backend).
     pub fn build<'e, E: Engine + 'e>(&self, cfg: &SolveConfig) -> Result<Box<dyn Scorer<E> + 'e>> {
-        self.build_with(cfg, &|spec: &ScorerSpec| Err(Error::NeedsLoader(spec.to_string())))
+        self.build_with(cfg, &|spec: &ScorerSpec| {
+            Err(Error::NeedsLoader(spec.to_string()))
+        })
     }
 
     /// Like [`ScorerSpec::build`], with `load` building the parts that load a model or
@@ -105,7 +111,7 @@ impl ScorerSpec {
     pub fn build_with<'e, E: Engine + 'e>(
         &self,
         cfg: &SolveConfig,
-        load: &dyn Fn(&ScorerSpec) -> Result<Box<dyn Scorer<E> + 'e>>,
+        load: &ScorerLoader<'_, 'e, E>,
     ) -> Result<Box<dyn Scorer<E> + 'e>> {
         self.validate()?;
         Ok(match self {

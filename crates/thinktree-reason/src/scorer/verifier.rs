@@ -1,7 +1,7 @@
 //! The arithmetic verifier as a scorer.
 
-use thinktree_engine::{Engine, Usage};
 use crate::error::Result;
+use thinktree_engine::{Engine, Usage};
 
 use super::arith::check_equations;
 use super::{ScoreItem, Scorer};

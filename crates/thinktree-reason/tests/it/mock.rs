@@ -1,6 +1,5 @@
 //! Deterministic tests of the reasoning layer on a scripted engine.
 
-
 use thinktree_reason::testing::ScriptEngine;
 use thinktree_reason::{Aggregation, Method, ScorerSpec, SolveConfig, StepSplit, solve};
 

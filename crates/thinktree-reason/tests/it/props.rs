@@ -1,10 +1,9 @@
 //! Properties of the reasoning layer: parsers never panic, budgets always hold, and the
 //! bill always equals what the engine did, whatever the configuration.
 
-
 use proptest::prelude::*;
-use thinktree_reason::testing::ScriptEngine;
 use thinktree_reason::scorer::check_equations;
+use thinktree_reason::testing::ScriptEngine;
 use thinktree_reason::{Aggregation, Method, ScorerSpec, SolveConfig, StepSplit, solve};
 
 proptest! {

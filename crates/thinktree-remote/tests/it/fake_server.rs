@@ -8,7 +8,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
 use thinktree_engine::{Engine, FinishReason, SampleParams, StopCondition};
 use thinktree_remote::{Error, RemoteEngine, RemoteOptions};
 
@@ -132,7 +131,7 @@ fn one_line() -> String {
 fn gguf() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
-    write_tiny_llama_gguf(&path, &TinyModelConfig::default()).unwrap();
+    thinktree_gguf::testing::write_tokenizer_gguf(&path).unwrap();
     (dir, path)
 }
 
@@ -143,9 +142,9 @@ fn engine(servers: &[&str], retries: u32) -> (tempfile::TempDir, RemoteEngine) {
     (dir, RemoteEngine::from_gguf(opts, &path).unwrap())
 }
 
-fn remote_error(e: &thinktree_llm::Error) -> &Error {
+fn remote_error(e: &thinktree_engine::Error) -> &Error {
     match e {
-        thinktree_llm::Error::Backend { source, .. } => source
+        thinktree_engine::Error::Backend { source, .. } => source
             .downcast_ref::<Error>()
             .unwrap_or_else(|| panic!("not a remote error: {e}")),
         other => panic!("expected a backend error, got {other}"),
@@ -374,7 +373,7 @@ fn bad_inputs_are_typed_errors() {
     let empty = e.root();
     assert!(matches!(
         e.sample(&empty, 1, &params()),
-        Err(thinktree_llm::Error::EmptyPrompt(_))
+        Err(thinktree_engine::Error::EmptyPrompt(_))
     ));
     let (s, _) = e.extend(&e.root(), "Q\n").unwrap();
     let bad = SampleParams {
@@ -383,7 +382,7 @@ fn bad_inputs_are_typed_errors() {
     };
     assert!(matches!(
         e.sample(&s, 1, &bad),
-        Err(thinktree_llm::Error::InvalidConfig(_))
+        Err(thinktree_engine::Error::InvalidParams(_))
     ));
     assert_eq!(fake.hits(), 0, "bad input never reaches the server");
     let (_, path) = gguf();

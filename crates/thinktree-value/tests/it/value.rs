@@ -1,23 +1,22 @@
 //! The self-play value pipeline: records, labelling, the value head (training, save/load,
 //! typed errors), hidden states on the tiny model, and the head as an MCTS scorer.
 
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use thinktree_reason::testing::ScriptEngine;
-use thinktree_llm::{EngineOptions, LocalEngine};
-use thinktree_reason::{Method, ScorerSpec, SearchTree, SolveConfig, TreeNode, solve};
+use thinktree_engine::Engine;
 use thinktree_llm::testing::{TinyModelConfig, tiny_engine};
+use thinktree_llm::{EngineOptions, LocalEngine};
+use thinktree_reason::testing::ScriptEngine;
+use thinktree_reason::{Method, ScorerSpec, SearchTree, SolveConfig, TreeNode};
+use thinktree_value::Error;
 use thinktree_value::{
     Example, LabelOptions, PairRecord, RECORD_VERSION, Record, Rollout, SelfPlayOptions,
     StepRecord, TrainConfig, ValueHead, ValueScorer, label_tree, leaf_counts, read_records,
     selfplay_problem, step_features, train, write_history_csv, write_records,
 };
-use thinktree_engine::Engine;
-use thinktree_llm::Error;
 
 /// Two noisy clusters in 8 dimensions: label 1 around +1, label 0 around -1.
 fn synthetic(n: usize) -> Vec<Example> {
@@ -211,7 +210,19 @@ fn bad_or_mismatched_weight_files_are_typed_errors() {
     let cfg = SolveConfig::new(Method::Mcts);
     assert!(matches!(
         spec.build::<ScriptEngine>(&cfg).err(),
-        Some(Error::WeightFile { .. })
+        Some(thinktree_reason::Error::NeedsLoader(_))
+    ));
+    let load = |spec: &ScorerSpec| -> thinktree_reason::Result<Box<dyn thinktree_reason::Scorer<ScriptEngine>>> {
+        match spec {
+            ScorerSpec::Value(p) => Ok(Box::new(ValueScorer::load(p)?)),
+            other => Err(thinktree_reason::Error::NeedsLoader(other.to_string())),
+        }
+    };
+    let err = spec.build_with::<ScriptEngine>(&cfg, &load).err();
+    assert!(matches!(
+        &err,
+        Some(thinktree_reason::Error::ScorerFailed { source, .. })
+            if matches!(source.downcast_ref::<Error>(), Some(Error::WeightFile { .. }))
     ));
 }
 
@@ -426,6 +437,7 @@ fn selfplay_on_a_scripted_engine_labels_the_right_branch() {
     cfg.scorer = ScorerSpec::Confidence;
     let play = selfplay_problem(
         &engine,
+        &thinktree_reason::scorer::ConfidenceScorer,
         "toy:0",
         "What is 2 + 3?",
         "5",
@@ -452,7 +464,7 @@ fn selfplay_on_a_scripted_engine_labels_the_right_branch() {
     // An engine without hidden states says so, typed.
     assert!(matches!(
         engine.hidden_state(&engine.root()),
-        Err(Error::Unsupported(_))
+        Err(thinktree_engine::Error::Unsupported(_))
     ));
 }
 
@@ -512,7 +524,7 @@ fn hidden_state_is_deterministic_and_equal_for_fork_and_recompute() {
     // The empty context has no last token.
     assert!(matches!(
         engine.hidden_state(&engine.root()),
-        Err(Error::EmptyPrompt(_))
+        Err(thinktree_engine::Error::EmptyPrompt(_))
     ));
     // The hidden state is what the logits are computed from: the next-token distribution
     // is unchanged by reading it.
@@ -542,7 +554,7 @@ fn value_head_scores_mcts_on_the_tiny_model_and_checks_its_width() {
     cfg.scorer = format!("value:{}:0.5,confidence:0.5", head_path.display())
         .parse()
         .unwrap();
-    let sol = solve(
+    let sol = solve_with_value(
         &engine,
         "Tom has 3 apples and eats 1. How many are left?",
         &cfg,
@@ -567,12 +579,36 @@ fn value_head_scores_mcts_on_the_tiny_model_and_checks_its_width() {
         .save(&wrong)
         .unwrap();
     cfg.scorer = ScorerSpec::Value(wrong);
-    assert!(matches!(
-        solve(
-            &engine,
-            "Tom has 3 apples and eats 1. How many are left?",
-            &cfg
-        ),
-        Err(Error::WeightShape { .. })
-    ));
+    let err = solve_with_value(
+        &engine,
+        "Tom has 3 apples and eats 1. How many are left?",
+        &cfg,
+    )
+    .unwrap_err();
+    let shape = match &err {
+        thinktree_reason::Error::ScorerFailed { source, .. } => {
+            matches!(
+                source.downcast_ref::<Error>(),
+                Some(Error::WeightShape { .. })
+            )
+        }
+        _ => false,
+    };
+    assert!(shape, "{err}");
+}
+
+/// Solves with `cfg.scorer`, building `value:` parts as the `thinktree` facade does.
+fn solve_with_value(
+    engine: &LocalEngine,
+    question: &str,
+    cfg: &SolveConfig,
+) -> thinktree_reason::Result<thinktree_reason::Solution> {
+    let load = |spec: &ScorerSpec| -> thinktree_reason::Result<Box<dyn thinktree_reason::Scorer<LocalEngine>>> {
+        match spec {
+            ScorerSpec::Value(p) => Ok(Box::new(ValueScorer::load(p)?)),
+            other => Err(thinktree_reason::Error::NeedsLoader(other.to_string())),
+        }
+    };
+    let scorer = cfg.scorer.build_with(cfg, &load)?;
+    thinktree_reason::solve_with_scorer(engine, question, cfg, &*scorer)
 }

@@ -16,16 +16,16 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use thinktree_gsm8k::data::{load, select};
-use thinktree_gsm8k::run::problem_seed;
-use thinktree::reason::answer::answers_match;
 use thinktree::llm::{EngineOptions, LocalEngine};
-use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
+use thinktree::reason::answer::answers_match;
 use thinktree::reason::{Method, ScorerSpec, SolveConfig};
 use thinktree::value::{
     LabelOptions, Record, SelfPlayOptions, leaf_counts, read_records, selfplay_problem,
     write_records,
 };
+use thinktree_gsm8k::data::{load, select};
+use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
+use thinktree_gsm8k::run::problem_seed;
 
 /// Solve training problems with MCTS and write labelled per-step records (JSONL).
 #[derive(Debug, Parser)]

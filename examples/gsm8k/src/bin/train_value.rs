@@ -15,10 +15,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use thinktree::engine::Engine;
 use thinktree::llm::{EngineOptions, LocalEngine};
-use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
 use thinktree::value::{
     Example, Record, StepRecord, TrainConfig, read_records, step_features, train, write_history_csv,
 };
+use thinktree_gsm8k::model_path::{ensure_default_model, resolve_model_path};
 
 /// Train a value head (MLP on the model's hidden state) on self-play records.
 #[derive(Debug, Parser)]

@@ -1,9 +1,9 @@
 //! Answer handling as the harness relies on it: gold parsing and matching model text.
 
+use thinktree::reason::Method;
+use thinktree::reason::answer::{answers_match, extract_answer, gold_answer};
 use thinktree_gsm8k::data::Problem;
 use thinktree_gsm8k::run::{Attempt, to_record};
-use thinktree::reason::answer::{answers_match, extract_answer, gold_answer};
-use thinktree::reason::Method;
 
 #[test]
 fn typical_small_model_endings_are_read() {

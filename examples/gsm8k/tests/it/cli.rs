@@ -1,8 +1,8 @@
 //! Command-line parsing.
 
 use clap::Parser;
-use thinktree_gsm8k::cli::Args;
 use thinktree::reason::{Method, ScorerSpec};
+use thinktree_gsm8k::cli::Args;
 
 #[test]
 fn defaults_run_mcts_on_the_shipped_set() {

@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use thinktree::engine::Usage;
+use thinktree::reason::Method;
 use thinktree_gsm8k::data::{Problem, default_problems, select};
 use thinktree_gsm8k::output::{OutputError, Record, read_existing, sibling};
 use thinktree_gsm8k::run::{Attempt, EvalOptions, Solver, evaluate, problem_seed, write_reports};
-use thinktree::engine::Usage;
-use thinktree::reason::Method;
 
 /// A scripted solver for the harness's own logic: it answers from a fixed table keyed by
 /// question and logs every call, so the tests can check what was (not) re-solved.

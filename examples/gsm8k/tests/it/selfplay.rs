@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
 use thinktree::value::{Record, ValueHead, read_records};
+use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
 
 const PROBLEMS: &str = concat!(
     "{\"question\": \"Ann has 2 cats and gets 3 more. How many cats does she have?\", \"answer\": \"2 + 3 = 5\\n#### 5\"}\n",
