@@ -7,7 +7,7 @@
 //! share the node's prefix without copying it. The cache has a byte budget; evicted nodes
 //! are recomputed from their tokens when needed.
 //!
-//! Layers, bottom up: [`kernels`] (the 8-bit block matmul with its scalar reference and
+//! Layers, bottom up: `kernels` (the 8-bit block matmul with its scalar reference and
 //! SIMD variant, decode attention in plain loops), [`model`] (config, weights, one struct
 //! per transformer block, one layer loop for prefill and decode), [`kv_cache`],
 //! [`sampler`], and [`engine`] tying them to the trait. The tokenizer and chat template

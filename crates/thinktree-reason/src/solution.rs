@@ -35,7 +35,7 @@ pub struct Solution {
     /// The search tree as JSON (MCTS and beam, when export was asked for).
     pub tree_json: Option<String>,
     /// The MCTS tree in structured form (MCTS only, when export was asked for): what
-    /// [`crate::value`] turns into training data.
+    /// `thinktree-value` turns into training data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_tree: Option<super::tree::SearchTree>,
 }
