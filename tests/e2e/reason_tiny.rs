@@ -152,7 +152,7 @@ fn model_based_scorers_drive_beam_and_mcts() {
             cfg.scorer = spec.parse::<ScorerSpec>().unwrap();
             cfg.rollouts = 2;
             cfg.rollout_tokens = 12;
-            let sol = solve(&t.engine, Q, &cfg).unwrap();
+            let sol = thinktree::scorers::solve(&t.engine, Q, &cfg).unwrap();
             assert!(sol.usage.generated_tokens > 0, "{spec} {method}");
             assert!(
                 sol.candidates.iter().all(|c| c.score.is_finite()),
