@@ -30,7 +30,7 @@ struct NumberToken {
 /// number at all.
 ///
 /// ```
-/// use thinktree_llm::answer::extract_answer;
+/// use thinktree_reason::answer::extract_answer;
 /// assert_eq!(extract_answer("3 + 4 = 7 apples. The answer is $1,200.").as_deref(), Some("1200"));
 /// assert_eq!(extract_answer("So she has \\boxed{2.50} dollars").as_deref(), Some("2.5"));
 /// assert_eq!(extract_answer("no digits here"), None);
@@ -78,7 +78,7 @@ pub fn extract_answer(text: &str) -> Option<String> {
 /// Fractions `a/b` become their decimal value (see the module docs).
 ///
 /// ```
-/// use thinktree_llm::answer::normalize_number;
+/// use thinktree_reason::answer::normalize_number;
 /// assert_eq!(normalize_number("1,234.50").as_deref(), Some("1234.5"));
 /// assert_eq!(normalize_number("$18").as_deref(), Some("18"));
 /// assert_eq!(normalize_number("3/4").as_deref(), Some("0.75"));
@@ -105,7 +105,7 @@ pub fn normalize_number(s: &str) -> Option<String> {
 /// the trimmed, lowercased strings must be equal.
 ///
 /// ```
-/// use thinktree_llm::answer::answers_match;
+/// use thinktree_reason::answer::answers_match;
 /// assert!(answers_match("18.00", "$18"));
 /// assert!(!answers_match("18", "19"));
 /// ```
@@ -126,7 +126,7 @@ pub fn answers_match(a: &str, b: &str) -> bool {
 /// can be reported rather than silently scored as wrong.
 ///
 /// ```
-/// use thinktree_llm::answer::gold_answer;
+/// use thinktree_reason::answer::gold_answer;
 /// assert_eq!(gold_answer("5 + 7 = 12 cookies\n#### 1,012").as_deref(), Some("1012"));
 /// assert_eq!(gold_answer("no marker 12"), None);
 /// ```
