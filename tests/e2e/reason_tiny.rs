@@ -169,8 +169,9 @@ fn mcts_exports_its_tree() {
     cfg.export_tree = true;
     cfg.widening = Some((1.5, 0.5));
     let sol = solve(e, Q, &cfg).unwrap();
-    assert!(sol.tree_dot.as_deref().unwrap().contains("digraph"));
-    let json: serde_json::Value = serde_json::from_str(sol.tree_json.as_deref().unwrap()).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    assert!(tree.to_dot().contains("digraph"));
+    let json: serde_json::Value = serde_json::from_str(&tree.to_json().unwrap()).unwrap();
     assert!(json["nodes"].as_array().unwrap().len() >= 3, "{json}");
 }
 

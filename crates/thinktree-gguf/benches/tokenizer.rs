@@ -9,24 +9,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::path::{Path, PathBuf};
 
 use thinktree_engine::ChatMessage;
 use thinktree_gguf::gguf::open as open_gguf;
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
-/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`.
-fn model_path() -> PathBuf {
-    std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        })
-}
-
 fn benches(c: &mut Criterion) {
-    let path = model_path();
+    let path = thinktree_gguf::testing::default_model_path();
     let mut g = c.benchmark_group("tokenizer");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))

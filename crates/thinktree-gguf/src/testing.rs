@@ -4,12 +4,41 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{self, Value};
 
 use crate::error::{Error, Result};
+
+/// The default model's file name, as `scripts/fetch-model.sh` writes it into `models/`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The workspace root (this crate lives in `crates/thinktree-gguf`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
+/// (`bash scripts/fetch-model.sh` puts it there). The one place tests and benches of every
+/// crate find the real model.
+pub fn default_model_path() -> PathBuf {
+    std::env::var_os("THINKTREE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models").join(DEFAULT_MODEL_FILE))
+}
+
+/// [`default_model_path`], panicking with the fix when the file is missing (for tests that
+/// need the real model).
+pub fn require_default_model() -> PathBuf {
+    let p = default_model_path();
+    assert!(
+        p.is_file(),
+        "the default model is needed: run `bash scripts/fetch-model.sh` (or set THINKTREE_MODEL); not at {}",
+        p.display()
+    );
+    p
+}
 
 /// SmolLM2-135M-Instruct's `tokenizer.chat_template`, verbatim.
 pub const SMOLLM2_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";

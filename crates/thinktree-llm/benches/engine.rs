@@ -4,7 +4,6 @@
 //!
 //! `cargo bench -p thinktree-llm --bench engine` (set THINKTREE_MODEL to use another GGUF).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use candle_core::quantized::gguf_file;
@@ -17,17 +16,6 @@ use thinktree_llm::model::WeightFormat;
 use thinktree_llm::{EngineOptions, LocalEngine};
 
 const DECODE: usize = 32;
-
-/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
-/// (`bash scripts/fetch-model.sh` puts it there).
-fn model_path() -> PathBuf {
-    std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        })
-}
 
 fn prompt_ids() -> Vec<u32> {
     let v: serde_json::Value =
@@ -57,8 +45,11 @@ fn bench_engine(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("THINKTREE_BENCH_WEIGHTS: {e}")),
         Err(_) => WeightFormat::Int8,
     };
-    let e = LocalEngine::load(model_path(), EngineOptions::default().weights(weights))
-        .expect("model loads");
+    let e = LocalEngine::load(
+        thinktree_gguf::testing::default_model_path(),
+        EngineOptions::default().weights(weights),
+    )
+    .expect("model loads");
     let ids = prompt_ids();
     let (state, _) = e.extend_tokens(&e.root(), &ids).expect("prefill");
 
@@ -106,7 +97,7 @@ fn bench_engine(c: &mut Criterion) {
     });
 
     // In-run baseline: candle-transformers' quantized_llama (owns its cache, &mut self).
-    let mut f = std::fs::File::open(model_path()).expect("open");
+    let mut f = std::fs::File::open(thinktree_gguf::testing::default_model_path()).expect("open");
     let ct = gguf_file::Content::read(&mut f).expect("gguf");
     let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).expect("baseline loads");
     let x = Tensor::new(ids.as_slice(), &Device::Cpu)

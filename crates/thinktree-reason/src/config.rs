@@ -71,7 +71,7 @@ pub struct SolveConfig {
     pub rollout_tokens: usize,
     /// System prompt override (None: [`super::DEFAULT_SYSTEM_PROMPT`]).
     pub system_prompt: Option<String>,
-    /// Fill [`super::Solution::tree_dot`] and `tree_json` (MCTS and beam).
+    /// Fill [`super::Solution::tree`] (MCTS and beam).
     pub export_tree: bool,
     /// How final answers are read.
     pub extractor: Extractor,

@@ -135,8 +135,6 @@ pub fn solve_with_scorer<E: Engine>(
         wall: start.elapsed(),
         method: cfg.method,
         early_stopped: outcome.early_stopped,
-        tree_dot: outcome.tree_dot,
-        tree_json: outcome.tree_json,
-        search_tree: outcome.search_tree,
+        tree: outcome.tree,
     })
 }

@@ -30,12 +30,9 @@ pub struct Solution {
     pub method: Method,
     /// Whether the adaptive stopping rule ended the search before its budget.
     pub early_stopped: bool,
-    /// The search tree in Graphviz DOT (MCTS and beam, when export was asked for).
-    pub tree_dot: Option<String>,
-    /// The search tree as JSON (MCTS and beam, when export was asked for).
-    pub tree_json: Option<String>,
-    /// The MCTS tree in structured form (MCTS only, when export was asked for): what
-    /// `thinktree-value` turns into training data.
+    /// The explored tree (MCTS and beam, when [`super::SolveConfig::export_tree`] is set):
+    /// what `thinktree-value` turns into training data, and what
+    /// [`super::SearchTree::to_dot`] / [`super::SearchTree::to_json`] render for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub search_tree: Option<super::tree::SearchTree>,
+    pub tree: Option<super::tree::SearchTree>,
 }

@@ -47,9 +47,7 @@ pub fn server_python() -> Option<PathBuf> {
 /// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
 /// (`bash scripts/fetch-model.sh` puts it there).
 pub fn model_path() -> PathBuf {
-    std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    thinktree_gguf::testing::default_model_path()
 }
 
 fn free_port() -> u16 {

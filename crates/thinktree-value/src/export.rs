@@ -47,7 +47,7 @@ impl Default for SelfPlayOptions {
 /// What one self-play problem produced.
 #[derive(Debug, Clone)]
 pub struct SelfPlay {
-    /// The search's solution (its tree in [`Solution::search_tree`]).
+    /// The search's solution (its tree in [`Solution::tree`]).
     pub solution: Solution,
     /// Completions run after the search.
     pub rollouts: Vec<Rollout>,
@@ -76,7 +76,7 @@ pub fn selfplay_problem<E: Engine>(
         ..cfg.clone()
     };
     let solution = solve_with_scorer(engine, question, &cfg, scorer)?;
-    let tree = solution.search_tree.as_ref().ok_or_else(|| Error::NoTree)?;
+    let tree = solution.tree.as_ref().ok_or_else(|| Error::NoTree)?;
     let prompt = prompt_text(engine, cfg.system_prompt.as_deref(), question, cfg.split)?;
 
     let mut open: Vec<&thinktree_reason::TreeNode> = tree

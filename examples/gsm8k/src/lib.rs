@@ -1,16 +1,25 @@
-//! The GSM8K evaluation harness of thinktree, as a library so its parts can be tested.
+//! The GSM8K harness of thinktree: the library behind the `gsm8k`, `selfplay` and
+//! `train-value` binaries, so every part can be tested (the binaries only parse and call).
 //!
-//! [`cli`] parses options, [`data`] loads problem sets, [`run`] solves (problem, method)
-//! pairs in parallel over one shared model, [`output`] streams and resumes the results
-//! file, [`report`] builds the per-method table and [`plot`] draws accuracy against
-//! compute.
+//! [`cli`] parses `gsm8k`'s options, [`data`] loads problem sets, [`model_path`] finds
+//! (and fetches) the model, [`solver`] answers one problem with one method,
+//! [`evaluate`] schedules (problem, method) pairs over parallel workers, [`run`] is
+//! `gsm8k`'s whole job, [`report`] and [`plot`] summarise it. [`selfplay`] and
+//! [`train_value`] are the other two binaries' work. [`journal`] is the one resume
+//! mechanism of all three: an append-only, locked JSONL file ([`output`] holds `gsm8k`'s
+//! record type).
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod data;
+pub mod entry;
+pub mod evaluate;
+pub mod journal;
 pub mod model_path;
 pub mod output;
 pub mod plot;
 pub mod report;
 pub mod run;
-pub mod thread_env;
+pub mod selfplay;
+pub mod solver;
+pub mod train_value;

@@ -20,29 +20,15 @@ use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
 
-/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`.
-fn real_model_path() -> PathBuf {
-    let p = std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        p.is_file(),
-        "the default model is needed for llama.cpp agreement tests: run `bash scripts/fetch-model.sh` (or set THINKTREE_MODEL); not at {}",
-        p.display()
-    );
-    p
-}
-
 /// The real model's header, read once for all tests.
 fn real_content() -> &'static Content {
     static CONTENT: OnceLock<Content> = OnceLock::new();
-    CONTENT.get_or_init(|| match open_gguf(&real_model_path()) {
-        Ok((c, _)) => c,
-        Err(e) => panic!("opening the default model failed: {e}"),
-    })
+    CONTENT.get_or_init(
+        || match open_gguf(&thinktree_gguf::testing::require_default_model()) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("opening the default model failed: {e}"),
+        },
+    )
 }
 
 fn real_tokenizer() -> &'static GgufTokenizer {

@@ -3,7 +3,6 @@
 //! The model is located via `THINKTREE_MODEL` or `<workspace>/models/`; when absent the
 //! tests fail and say how to fetch it (CI always fetches it).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use candle_core::quantized::gguf_file;
@@ -27,21 +26,13 @@ const LOGPROB_TOL: f32 = 0.25;
 /// Tolerance with dequantized f32 weights, where only float summation order differs.
 const EXACT_TOL: f32 = 1e-3;
 
-/// `$THINKTREE_MODEL`, else the default model in the workspace's `models/`
-/// (`bash scripts/fetch-model.sh` puts it there).
-fn model_path() -> PathBuf {
-    std::env::var_os("THINKTREE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        })
-}
-
 /// The default model loaded with `weights` as its in-memory format.
 fn load(weights: WeightFormat) -> LocalEngine {
-    LocalEngine::load(model_path(), EngineOptions::default().weights(weights))
-        .expect("SmolLM2 loads")
+    LocalEngine::load(
+        thinktree_gguf::testing::default_model_path(),
+        EngineOptions::default().weights(weights),
+    )
+    .expect("SmolLM2 loads")
 }
 
 /// The model with its GGUF quantization kept (candle's quantized kernels).
@@ -95,7 +86,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// candle-transformers' quantized_llama: logits after the prompt, and its greedy run.
 fn candle_transformers_run(ids: &[u32], steps: usize) -> (Vec<f32>, Vec<u32>) {
-    let mut f = std::fs::File::open(model_path()).unwrap();
+    let mut f = std::fs::File::open(thinktree_gguf::testing::default_model_path()).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
     let x = Tensor::new(ids, &Device::Cpu)

@@ -4,8 +4,8 @@ use crate::error::Result;
 use crate::node::{Node, merge_siblings};
 use thinktree_engine::Engine;
 
-use super::trace::{Trace, TraceNode};
 use super::{Outcome, Solve, finished};
+use crate::tree::{SearchTree, TreeNode};
 
 struct Beam<S> {
     node: Node<S>,
@@ -30,17 +30,8 @@ impl<S> Beam<S> {
 /// when `beam_width` paths have finished, at `max_steps`, or when the budget is spent.
 pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     let cfg = run.cfg;
-    let mut trace = Trace::default();
-    let root_id = trace.push(TraceNode {
-        id: 0,
-        parent: None,
-        step: "(question)".into(),
-        score: None,
-        prior: None,
-        visits: None,
-        terminal: false,
-        answer: None,
-    });
+    let mut trace = SearchTree::default();
+    let root_id = push(&mut trace, &run.root, None, None, 1.0);
     let mut beams = vec![Beam {
         node: run.root.clone(),
         score_sum: 0.0,
@@ -74,16 +65,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
                 run.stepper.finish(&mut node);
             }
             let parent = &beams[b];
-            let trace_id = trace.push(TraceNode {
-                id: 0,
-                parent: Some(parent.trace_id),
-                step: node.steps.last().cloned().unwrap_or_default(),
-                score: Some(s),
-                prior: Some(prior),
-                visits: None,
-                terminal: node.terminal,
-                answer: node.answer.clone(),
-            });
+            let trace_id = push(&mut trace, &node, Some(parent.trace_id), Some(s), prior);
             let beam = Beam {
                 node,
                 score_sum: parent.score_sum + s,
@@ -109,8 +91,32 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
         .map(|b| finished(&b.node, b.value(), b.value()))
         .collect();
     if cfg.export_tree {
-        out.tree_dot = Some(trace.to_dot());
-        out.tree_json = Some(trace.to_json()?);
+        out.tree = Some(trace);
     }
     Ok(out)
+}
+
+/// Adds `node` to the tree record and returns its id.
+fn push<S>(
+    tree: &mut SearchTree,
+    node: &Node<S>,
+    parent: Option<usize>,
+    score: Option<f64>,
+    prior: f64,
+) -> usize {
+    let id = tree.nodes.len();
+    tree.nodes.push(TreeNode {
+        id,
+        parent,
+        depth: node.depth,
+        steps: node.steps.clone(),
+        raw: node.raw.clone(),
+        terminal: node.terminal,
+        answer: node.answer.clone(),
+        visits: 0,
+        mean: None,
+        prior: prior as f32,
+        value: score,
+    });
+    id
 }

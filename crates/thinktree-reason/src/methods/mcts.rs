@@ -266,21 +266,12 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     if cfg.export_tree
         && let Some(tree) = mcts.tree()
     {
-        let label = |a: &Shared<E::State>| {
-            let step = a.node.steps.last().cloned().unwrap_or_default();
-            match &a.node.answer {
-                Some(ans) if a.node.terminal => format!("{step} [answer {ans}]"),
-                _ => step,
-            }
-        };
-        out.tree_dot = Some(tree.to_dot(label));
-        out.tree_json = Some(tree.to_json(label)?);
-        out.search_tree = Some(structured(tree)?);
+        out.tree = Some(structured(tree)?);
     }
     Ok(out)
 }
 
-/// The tree with each node's reasoning path, for training-data export.
+/// The core's tree as the reasoning layer's one tree record.
 fn structured<S>(
     tree: &thinktree_search::Tree<Shared<S>, Shared<S>>,
 ) -> Result<crate::tree::SearchTree> {

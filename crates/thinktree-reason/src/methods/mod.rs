@@ -4,7 +4,6 @@ pub(crate) mod beam;
 pub(crate) mod greedy;
 pub(crate) mod mcts;
 pub(crate) mod sampling;
-pub(crate) mod trace;
 
 use crate::error::{Error, Result};
 use thinktree_engine::{Engine, Usage};
@@ -32,9 +31,7 @@ pub(crate) struct Solve<'a, E: Engine> {
 pub(crate) struct Outcome {
     pub finished: Vec<Finished>,
     pub early_stopped: bool,
-    pub tree_dot: Option<String>,
-    pub tree_json: Option<String>,
-    pub search_tree: Option<super::tree::SearchTree>,
+    pub tree: Option<super::tree::SearchTree>,
 }
 
 impl<E: Engine> Solve<'_, E> {

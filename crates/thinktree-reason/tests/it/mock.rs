@@ -168,10 +168,17 @@ fn beam_exports_its_tree() {
     let mut cfg = SolveConfig::new(Method::Beam);
     cfg.export_tree = true;
     let sol = solve(&e, Q, &cfg).unwrap();
-    let dot = sol.tree_dot.unwrap();
+    let tree = sol.tree.unwrap();
+    let dot = tree.to_dot();
     assert!(dot.starts_with("digraph") && dot.contains("->"));
-    let json: serde_json::Value = serde_json::from_str(&sol.tree_json.unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&tree.to_json().unwrap()).unwrap();
     assert!(json["nodes"].as_array().unwrap().len() > 3);
+    // Beam's record is the same one MCTS writes: every node carries its whole path.
+    for n in &tree.nodes[1..] {
+        let parent = &tree.nodes[n.parent.unwrap()];
+        assert_eq!(n.steps[..n.steps.len() - 1], parent.steps[..], "{n:?}");
+        assert!(n.value.is_some() && n.raw.starts_with(&parent.raw));
+    }
 }
 
 #[test]
@@ -213,8 +220,10 @@ fn mcts_votes_over_terminal_leaves_and_prefers_checked_arithmetic() {
     let sol = solve(&e, Q, &cfg).unwrap();
     assert_eq!(sol.answer.as_deref(), Some("10"), "{sol:#?}");
     assert!(sol.candidates.iter().any(|c| c.answer == "10"));
-    let json: serde_json::Value = serde_json::from_str(sol.tree_json.as_deref().unwrap()).unwrap();
-    assert!(json["nodes"].as_array().unwrap().len() >= 4);
+    let tree = sol.tree.as_ref().unwrap();
+    assert!(tree.nodes.len() >= 4);
+    let child_visits: u64 = tree.children(0).map(|c| c.visits).sum();
+    assert!(tree.nodes[0].visits > 0 && child_visits <= tree.nodes[0].visits);
     assert_eq!(sol.usage, e.spent());
 }
 

@@ -445,7 +445,7 @@ fn selfplay_on_a_scripted_engine_labels_the_right_branch() {
         &SelfPlayOptions::default(),
     )
     .unwrap();
-    let tree = play.solution.search_tree.as_ref().unwrap();
+    let tree = play.solution.tree.as_ref().unwrap();
     assert!(tree.nodes.len() > 1);
     let by_step: HashMap<&str, f64> = play
         .records

@@ -3,7 +3,8 @@
 use thinktree::reason::Method;
 use thinktree::reason::answer::{answers_match, extract_answer, gold_answer};
 use thinktree_gsm8k::data::Problem;
-use thinktree_gsm8k::run::{Attempt, to_record};
+use thinktree_gsm8k::evaluate::to_record;
+use thinktree_gsm8k::solver::Attempt;
 
 #[test]
 fn typical_small_model_endings_are_read() {

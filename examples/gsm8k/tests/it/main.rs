@@ -6,6 +6,7 @@ mod answers;
 mod cli;
 mod data;
 mod e2e;
+mod kill;
 mod model_path;
 mod report;
 mod resume;

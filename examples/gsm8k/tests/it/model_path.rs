@@ -1,8 +1,6 @@
 //! Model discovery: the binaries find the default model, and name the fix when it is
 //! missing.
 
-use std::path::PathBuf;
-
 use thinktree_gsm8k::model_path::{ModelPathError, ensure_default_model, resolve_model_path};
 
 #[test]
@@ -35,13 +33,7 @@ fn a_file_that_is_not_gguf_is_a_typed_error() {
 fn ensure_default_model_finds_the_present_model_without_fetching() {
     // With the model present this must resolve exactly like `resolve_model_path(None)`
     // and must not run the fetch script.
-    let expected = std::env::var_os("THINKTREE_MODEL").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
+    let expected = thinktree_gguf::testing::default_model_path();
     let got = ensure_default_model().expect("model present");
     assert_eq!(
         got.canonicalize().expect("found path exists"),

@@ -5,10 +5,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use thinktree::engine::Usage;
-use thinktree::reason::Method;
+use thinktree::reason::{Method, SearchTree};
 use thinktree_gsm8k::data::{Problem, default_problems, select};
-use thinktree_gsm8k::output::{OutputError, Record, read_existing, sibling};
-use thinktree_gsm8k::run::{Attempt, EvalOptions, Solver, evaluate, problem_seed, write_reports};
+use thinktree_gsm8k::evaluate::{EvalOptions, evaluate};
+use thinktree_gsm8k::journal::{JournalError, read_existing, sibling};
+use thinktree_gsm8k::output::{Record, is_finished};
+use thinktree_gsm8k::run::write_reports;
+use thinktree_gsm8k::solver::{Attempt, Solver, problem_seed};
 
 /// A scripted solver for the harness's own logic: it answers from a fixed table keyed by
 /// question and logs every call, so the tests can check what was (not) re-solved.
@@ -70,8 +73,7 @@ impl Solver for Scripted {
             model_calls: 1,
             wall: Duration::from_millis(2),
             path: vec!["step one".into(), "The answer is 1.".into()],
-            tree_dot: (method == Method::Mcts).then(|| "digraph {}".to_string()),
-            tree_json: (method == Method::Mcts).then(|| "{}".to_string()),
+            tree: (method == Method::Mcts).then(SearchTree::default),
         })
     }
 }
@@ -159,10 +161,12 @@ fn resume_skips_finished_pairs_and_repairs_a_torn_last_line() {
     let full = std::fs::read_to_string(&out).unwrap();
     let cut = full.len() - full.lines().last().unwrap().len() / 2 - 1;
     std::fs::write(&out, &full[..cut]).unwrap();
-    let existing = read_existing(&out).unwrap();
+    let existing = read_existing::<Record>(&out).unwrap();
     assert!(existing.torn_tail);
     assert_eq!(existing.records.len(), 2);
-    assert!(existing.is_finished("default:1", "sc") && !existing.is_finished("default:2", "sc"));
+    assert!(
+        is_finished(&existing, "default:1", "sc") && !is_finished(&existing, "default:2", "sc")
+    );
 
     let second = Scripted::new(&problems, 100);
     let res = evaluate(&second, &problems, &methods, &opts(&out, true, 1)).unwrap();
@@ -240,7 +244,7 @@ fn failed_solves_are_recorded_and_retried_on_resume() {
     assert_eq!(res.solved, 1);
     assert_eq!((res.summary[0].correct, res.summary[0].errors), (2, 0));
     // The later success supersedes the failure when the file is read again.
-    let existing = read_existing(&out).unwrap();
+    let existing = read_existing::<Record>(&out).unwrap();
     assert_eq!(existing.records.len(), 2);
     assert!(existing.records.iter().all(|r| r.error.is_none()));
 }
@@ -260,8 +264,8 @@ fn a_corrupt_line_in_the_middle_is_an_error_with_its_line_number() {
     let mut text = std::fs::read_to_string(&out).unwrap();
     text.insert_str(0, "garbage line\n");
     std::fs::write(&out, text).unwrap();
-    let e = read_existing(&out).unwrap_err();
-    assert!(matches!(e, OutputError::Corrupt { line: 1, .. }), "{e:?}");
+    let e = read_existing::<Record>(&out).unwrap_err();
+    assert!(matches!(e, JournalError::Corrupt { line: 1, .. }), "{e:?}");
     let e = evaluate(
         &Scripted::new(&problems, 100),
         &problems,

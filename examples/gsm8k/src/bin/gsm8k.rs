@@ -1,6 +1,6 @@
 //! `gsm8k`: compare thinktree's reasoning methods on math word problems.
 //!
-//! Everything lives in the library (`thinktree_gsm8k`) so the tests can drive it; this
+//! The work is in the library ([`thinktree_gsm8k::run`]) so the tests can drive it; this
 //! file only parses the command line and prints the outcome.
 
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use thinktree_gsm8k::report::markdown_table;
 use thinktree_gsm8k::run::run_cli;
 
 fn main() -> ExitCode {
-    thinktree_gsm8k::thread_env::main_with::<Args>(|args| {
+    thinktree_gsm8k::entry::main_with::<Args>(|args| {
         let (outcome, files) = run_cli(args)?;
         println!("{}", markdown_table(&outcome.summary));
         println!(

@@ -1,0 +1,340 @@
+//! The evaluation scheduler: (problem, method) pairs handed to parallel workers over one
+//! shared model, each result streamed to the results journal as it finishes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use thinktree::reason::Method;
+use thinktree::reason::answer::answers_match;
+
+use crate::cli::Args;
+use crate::data::Problem;
+use crate::journal::{Entry, Journal, Start};
+use crate::output::Record;
+use crate::report::MethodSummary;
+use crate::report::summarize;
+use crate::solver::{Attempt, Solver, problem_seed};
+
+/// How [`evaluate`] runs.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Results file.
+    pub out: PathBuf,
+    /// Keep `out` and skip the pairs it holds.
+    pub resume: bool,
+    /// Problems solved at once.
+    pub threads: usize,
+    /// Directory for per-problem DOT/JSON trees.
+    pub export_tree: Option<PathBuf>,
+    /// Draw a progress bar.
+    pub progress: bool,
+    /// Base seed (combined with each problem id).
+    pub seed: u64,
+}
+
+impl EvalOptions {
+    /// The options the command line asks for.
+    pub fn from_args(args: &Args) -> Self {
+        Self {
+            out: args.out.clone(),
+            resume: args.resume,
+            threads: args.threads,
+            export_tree: args.export_tree.clone(),
+            progress: !args.quiet,
+            seed: args.seed,
+        }
+    }
+}
+
+/// The outcome of an evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalOutcome {
+    /// Records of the selected problems and methods: those found on resume plus new ones.
+    pub records: Vec<Record>,
+    /// Pairs skipped because the results file already held them.
+    pub skipped: usize,
+    /// Pairs solved in this run.
+    pub solved: usize,
+    /// One row per method.
+    pub summary: Vec<MethodSummary>,
+}
+
+/// Scores an attempt against the gold answer.
+pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record {
+    let correct = attempt
+        .predicted
+        .as_deref()
+        .is_some_and(|p| answers_match(p, &problem.gold));
+    let covered = correct
+        || attempt
+            .candidates
+            .iter()
+            .any(|(a, _)| answers_match(a, &problem.gold));
+    Record {
+        id: problem.id.clone(),
+        method: method.to_string(),
+        gold: problem.gold.clone(),
+        predicted: attempt.predicted,
+        correct,
+        covered,
+        generated_tokens: attempt.usage.generated_tokens,
+        computed_tokens: attempt.usage.computed_tokens,
+        prompt_tokens: attempt.usage.prompt_tokens,
+        forward_calls: attempt.usage.forward_calls,
+        model_calls: attempt.model_calls,
+        wall_ms: attempt.wall.as_secs_f64() * 1000.0,
+        path: attempt.path,
+        candidates: attempt.candidates,
+        error: None,
+    }
+}
+
+fn error_record(problem: &Problem, method: Method, wall: Duration, e: &anyhow::Error) -> Record {
+    Record {
+        id: problem.id.clone(),
+        method: method.to_string(),
+        gold: problem.gold.clone(),
+        predicted: None,
+        correct: false,
+        covered: false,
+        generated_tokens: 0,
+        computed_tokens: 0,
+        prompt_tokens: 0,
+        forward_calls: 0,
+        model_calls: 0,
+        wall_ms: wall.as_secs_f64() * 1000.0,
+        path: Vec::new(),
+        candidates: Vec::new(),
+        error: Some(format!("{e:#}")),
+    }
+}
+
+/// Running totals behind the progress message.
+#[derive(Debug, Default)]
+struct Progress {
+    per_method: Vec<(String, usize, usize)>,
+    generated: u64,
+}
+
+impl Progress {
+    fn add(&mut self, r: &Record) {
+        self.generated += r.generated_tokens;
+        match self.per_method.iter_mut().find(|(m, _, _)| *m == r.method) {
+            Some(e) => {
+                e.1 += usize::from(r.correct);
+                e.2 += 1;
+            }
+            None => self
+                .per_method
+                .push((r.method.clone(), usize::from(r.correct), 1)),
+        }
+    }
+
+    fn message(&self, elapsed: Duration) -> String {
+        let accs: Vec<String> = self
+            .per_method
+            .iter()
+            .map(|(m, c, n)| format!("{m} {c}/{n} ({:.0}%)", 100.0 * *c as f64 / *n as f64))
+            .collect();
+        let tps = self.generated as f64 / elapsed.as_secs_f64().max(1e-9);
+        format!("{} | {tps:.1} tok/s", accs.join(", "))
+    }
+}
+
+/// Prints above the progress bar, or to stderr when there is none (a hidden bar drops
+/// its `println`s, and a failed solve must never go unreported).
+fn warn(bar: &ProgressBar, msg: &str) {
+    if bar.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        bar.println(msg);
+    }
+}
+
+/// File-name-safe form of a problem id.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn export_tree(
+    dir: &Path,
+    problem: &Problem,
+    method: Method,
+    attempt: &Attempt,
+) -> anyhow::Result<()> {
+    let base = format!("{}-{method}", file_safe(&problem.id));
+    if let Some(tree) = &attempt.tree {
+        let p = dir.join(format!("{base}.dot"));
+        std::fs::write(&p, tree.to_dot()).with_context(|| format!("writing {}", p.display()))?;
+        let p = dir.join(format!("{base}.json"));
+        std::fs::write(&p, tree.to_json()?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Solves every (problem, method) pair not already in the results file, streaming one
+/// line per pair, and summarises all records of the selection.
+///
+/// Pairs are handed out in problem-major order (every method of problem 0, then of problem
+/// 1, ...) from a shared queue, so a run stopped early still compares the methods on the
+/// same problems. A failing solve is recorded with its error and the run goes on; a
+/// failing write stops it.
+pub fn evaluate<S: Solver>(
+    solver: &S,
+    problems: &[Problem],
+    methods: &[Method],
+    opts: &EvalOptions,
+) -> anyhow::Result<EvalOutcome> {
+    if opts.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if methods.is_empty() {
+        bail!("no methods given (use --methods greedy,sc,bon,beam,mcts)");
+    }
+    if problems.is_empty() {
+        bail!("no problems to solve");
+    }
+    if let Some(dir) = &opts.export_tree {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --export-tree directory {}", dir.display()))?;
+    }
+
+    let method_names: Vec<String> = methods.iter().map(Method::to_string).collect();
+    let ids: HashSet<&str> = problems.iter().map(|p| p.id.as_str()).collect();
+    let start = if opts.resume {
+        Start::Resume
+    } else {
+        Start::Replace
+    };
+    let (writer, existing) = Journal::<Record>::open(&opts.out, start)?;
+    if let Some(prev) = &existing.moved_to
+        && opts.progress
+    {
+        eprintln!(
+            "earlier results moved to {} (pass --resume to continue a run instead)",
+            prev.display()
+        );
+    }
+    let mut kept: Vec<Record> = existing
+        .records
+        .into_iter()
+        .filter(|r| {
+            r.error.is_none() && ids.contains(r.id.as_str()) && method_names.contains(&r.method)
+        })
+        .collect();
+    let done: HashSet<(String, String)> = kept.iter().map(Record::key).collect();
+    let tasks: Vec<(&Problem, Method)> = problems
+        .iter()
+        .flat_map(|p| methods.iter().map(move |&m| (p, m)))
+        .filter(|(p, m)| !done.contains(&(p.id.clone(), m.to_string())))
+        .collect();
+    let skipped = problems.len() * methods.len() - tasks.len();
+
+    let bar = if opts.progress {
+        ProgressBar::new(tasks.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:28.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    let progress = Mutex::new(Progress::default());
+    let new_records: Mutex<Vec<Record>> = Mutex::new(Vec::with_capacity(tasks.len()));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let started = Instant::now();
+
+    let worker = |_: usize| {
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(problem, method)) = tasks.get(i) else {
+                break;
+            };
+            let t0 = Instant::now();
+            let seed = problem_seed(opts.seed, &problem.id);
+            let record = match solver.solve(&problem.question, method, seed) {
+                Ok(attempt) => {
+                    if let Some(dir) = &opts.export_tree
+                        && let Err(e) = export_tree(dir, problem, method, &attempt)
+                    {
+                        warn(&bar, &format!("warning: {e:#}"));
+                    }
+                    to_record(problem, method, attempt)
+                }
+                Err(e) => {
+                    warn(
+                        &bar,
+                        &format!("warning: {} with {method} failed: {e:#}", problem.id),
+                    );
+                    error_record(problem, method, t0.elapsed(), &e)
+                }
+            };
+            if let Err(e) = writer.write(&record) {
+                stop.store(true, Ordering::Relaxed);
+                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                f.get_or_insert(e.into());
+                break;
+            }
+            {
+                let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+                p.add(&record);
+                bar.set_message(p.message(started.elapsed()));
+            }
+            bar.inc(1);
+            new_records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record);
+        }
+    };
+
+    // Our own pool, at least as wide as the machine: the model's kernels parallelise
+    // inside whichever rayon pool calls them, so a pool sized to --threads=1 would run
+    // every matmul on one core.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(cores))
+        .build()
+        .context("starting the worker pool")?;
+    pool.install(|| (0..opts.threads).into_par_iter().for_each(worker));
+    bar.finish_and_clear();
+
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let new_records = new_records.into_inner().unwrap_or_else(|p| p.into_inner());
+    let solved = new_records.len();
+    kept.extend(new_records);
+    // Report in dataset order whatever order the workers finished in.
+    let order = |r: &Record| {
+        problems
+            .iter()
+            .position(|p| p.id == r.id)
+            .unwrap_or(usize::MAX)
+    };
+    kept.sort_by_key(|r| (order(r), method_names.iter().position(|m| *m == r.method)));
+    let summary = summarize(&kept, &method_names);
+    Ok(EvalOutcome {
+        records: kept,
+        skipped,
+        solved,
+        summary,
+    })
+}
