@@ -50,14 +50,26 @@ impl<S: Clone> Node<S> {
 
 /// One expansion's distinct children with their priors.
 pub(crate) struct Expansion<S> {
-    /// Children, each with its prior (the priors sum to 1).
+    /// Children, each with its prior in `(0, 1]`.
     pub children: Vec<(Node<S>, f64)>,
 }
 
-/// Merges identical sibling steps and turns sequence probabilities into priors: each
-/// step's length-normalised probability (geometric mean token probability, so long steps
-/// are not punished for their length), summed over duplicates and renormalised across
-/// siblings.
+/// The key two sibling steps are the same step by: the displayed text and whether the
+/// path ends there.
+pub(crate) fn step_key<S>(node: &Node<S>) -> (String, bool) {
+    (
+        node.steps.last().cloned().unwrap_or_default(),
+        node.terminal,
+    )
+}
+
+/// Merges identical sibling steps and gives each distinct step its prior: the step's own
+/// length-normalised probability (geometric mean token probability, so long steps are not
+/// punished for their length). A prior is a property of the step alone, never
+/// renormalised within one sampling call, so priors from separate calls (progressive
+/// widening asks a node for more children later) stay comparable: the search core
+/// normalises over all of a node's children. (Renormalising per call once gave a child
+/// from a later one-sample call prior 1.0 against ~0.33 for the first three siblings.)
 pub(crate) fn merge_siblings<S: Clone>(children: Vec<Node<S>>) -> Expansion<S> {
     let mut merged: Vec<(Node<S>, f64)> = Vec::with_capacity(children.len());
     for child in children {
@@ -71,24 +83,18 @@ pub(crate) fn merge_siblings<S: Clone>(children: Vec<Node<S>>) -> Expansion<S> {
                 .sum::<f64>()
                 / child.step_logprobs.len() as f64
         };
-        let mass = mean.exp();
-        let key = child.steps.last().cloned().unwrap_or_default();
-        let same = merged.iter_mut().find(|(n, _)| {
-            n.steps.last().cloned().unwrap_or_default() == key && n.terminal == child.terminal
-        });
-        match same {
-            Some((_, m)) => *m += mass,
-            None => merged.push((child, mass)),
+        let prior = mean.exp();
+        let key = step_key(&child);
+        if !merged.iter().any(|(n, _)| step_key(n) == key) {
+            // A NaN (a broken engine's log-probability) must not poison the core's
+            // normalisation; such a step gets the smallest positive prior.
+            let prior = if prior.is_finite() && prior > 0.0 {
+                prior.min(1.0)
+            } else {
+                f64::MIN_POSITIVE
+            };
+            merged.push((child, prior));
         }
-    }
-    let total: f64 = merged.iter().map(|(_, m)| m).sum();
-    let k = merged.len().max(1) as f64;
-    for (_, m) in &mut merged {
-        *m = if total > 0.0 && total.is_finite() {
-            *m / total
-        } else {
-            1.0 / k
-        };
     }
     Expansion { children: merged }
 }

@@ -63,6 +63,7 @@ where
                     if let Some(v) = terminal {
                         cfg.value_bounds.check(v)?;
                     }
+                    let terminal = terminal.map(|v| (v, self.problem.terminal_is_exact(&state)));
                     let to_move = self.problem.to_move(&state);
                     self.tree
                         .push_child(id, action, prior, state, to_move, terminal)?;
@@ -72,8 +73,33 @@ where
                 }
             }
             self.propagate_solved(id);
+            self.propagate_closed(id);
         }
         Ok(())
+    }
+
+    /// Marks `id` and then its ancestors closed while every child is closed: nothing below
+    /// is left to expand (each line ends in a terminal, proven or estimated). A closed
+    /// root ends the search ([`crate::StopReason::Exhausted`]).
+    fn propagate_closed(&mut self, mut id: NodeId) {
+        loop {
+            let node = &self.tree.nodes[id.index()];
+            if node.closed
+                || !node.exhausted
+                || node.children.is_empty()
+                || !node.children.iter().all(|c| {
+                    let c = &self.tree.nodes[c.index()];
+                    c.closed || c.solved.is_some()
+                })
+            {
+                return;
+            }
+            self.tree.nodes[id.index()].closed = true;
+            match self.tree.nodes[id.index()].parent {
+                Some(p) => id = p,
+                None => return,
+            }
+        }
     }
 
     /// Marks `id` and then its ancestors solved while their children prove their value.

@@ -54,9 +54,20 @@ pub trait Problem {
     /// The state reached by taking `action` in `state`. May be expensive and may fail.
     fn apply(&self, state: &Self::State, action: &Self::Action) -> Result<Self::State>;
 
-    /// `Some(value)` when `state` ends the problem, with its exact value (first player's
-    /// perspective). Terminal nodes are never expanded nor evaluated; their value is reused.
+    /// `Some(value)` when `state` ends the problem, with its value (first player's
+    /// perspective). Terminal nodes are never expanded nor evaluated; their value is reused
+    /// on every visit.
     fn terminal_value(&self, state: &Self::State) -> Option<f64>;
+
+    /// Whether the value of terminal `state` is its known outcome (a game result, a
+    /// checked proof) rather than an estimate (a scorer's opinion of a finished chain of
+    /// reasoning). Only exact terminals prove values: a node whose children are all proven
+    /// is solved and never simulated again, and a solved root ends the search
+    /// ([`crate::StopReason::Solved`]). An estimated terminal proves nothing, so the search
+    /// goes on spending its budget on the other lines. The default suits games.
+    fn terminal_is_exact(&self, _state: &Self::State) -> bool {
+        true
+    }
 
     /// Who moves in `state`. The default suits every single-agent problem.
     fn to_move(&self, _state: &Self::State) -> Player {

@@ -19,6 +19,9 @@ pub enum StopReason {
     EarlyStop,
     /// The root's value is proven; more simulations cannot change it.
     Solved,
+    /// Every line of the tree ends in a terminal and nothing is left to expand (some
+    /// terminal values are estimates, so the root is not proven).
+    Exhausted,
 }
 
 /// Counters describing a finished search.

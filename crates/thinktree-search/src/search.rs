@@ -100,6 +100,7 @@ where
         if let Some(v) = terminal {
             self.config.value_bounds.check(v)?;
         }
+        let terminal = terminal.map(|v| (v, problem.terminal_is_exact(&root_state)));
         let to_move = problem.to_move(&root_state);
         let tree = Tree::with_root(root_state, to_move, terminal);
         let mut run = Run {
@@ -196,6 +197,9 @@ where
         loop {
             if self.tree.nodes[0].solved.is_some() {
                 return Ok(StopReason::Solved);
+            }
+            if self.tree.nodes[0].closed {
+                return Ok(StopReason::Exhausted);
             }
             let want = match self.budget.exhausted(&self.stats) {
                 Err(reason) => return Ok(reason),
@@ -317,7 +321,7 @@ where
         loop {
             let node = &self.tree.nodes[cur.index()];
             let hot = &self.tree.hot[cur.index()];
-            if let Some(v) = node.solved {
+            if let Some(v) = node.solved.or(node.terminal) {
                 return Ok(Leaf::Known(v));
             }
             let at_limit = cfg.max_depth.is_some_and(|d| node.depth >= d);

@@ -46,8 +46,9 @@ pub enum Selection {
         /// Exploration constant, `>= 0` (√2 is the textbook value for `[0, 1]` rewards).
         c: f64,
     },
-    /// AlphaZero's PUCT: `q + c·p·sqrt(N) / (1 + n)`; the prior steers which children are
-    /// tried, which is what an LLM policy's step probabilities are for.
+    /// AlphaZero's PUCT: `q + c·p·sqrt(max(N, 1)) / (1 + n)`; the prior steers which
+    /// children are tried, which is what an LLM policy's step probabilities are for (from
+    /// the parent's first visit on: `N` counts as 1 before it).
     Puct {
         /// Exploration constant, `>= 0`.
         c: f64,
@@ -80,7 +81,7 @@ impl SelectionRule for Selection {
                 let c_t = c * decay.powf(parent.simulations as f64);
                 uct(c_t, parent.visits.max(1.0).ln(), child)
             }
-            Selection::Puct { c } => puct(c * parent.visits.sqrt(), child),
+            Selection::Puct { c } => puct(c * puct_sqrt_n(parent.visits), child),
             Selection::Custom(rule) => rule.score(parent, child),
         }
     }
@@ -109,7 +110,7 @@ impl Selection {
                 ln_n: parent.visits.max(1.0).ln(),
             }),
             Selection::Puct { c } => Some(Prepared::Puct {
-                c_sqrt_n: c * parent.visits.sqrt(),
+                c_sqrt_n: c * puct_sqrt_n(parent.visits),
             }),
             Selection::Custom(_) => None,
         }
@@ -137,6 +138,14 @@ fn uct(c: f64, ln_n: f64, child: &ChildView) -> f64 {
     } else {
         child.value + c * (ln_n / child.visits).sqrt()
     }
+}
+
+/// `sqrt(N)` of PUCT's exploration term, with `N` at least 1: at a parent nobody has
+/// visited yet `sqrt(0)` would zero the term and make the first pick a tie-break that
+/// ignores the priors; from one visit on it is the textbook `sqrt(N)`.
+#[inline]
+fn puct_sqrt_n(visits: f64) -> f64 {
+    visits.max(1.0).sqrt()
 }
 
 #[inline]

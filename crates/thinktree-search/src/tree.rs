@@ -115,6 +115,8 @@ pub(crate) struct NodeData<A> {
     pub(crate) contiguous: bool,
     pub(crate) solved: Option<f64>,
     pub(crate) evaluation: Option<f64>,
+    /// Nothing below is left to expand: a terminal, or exhausted with every child closed.
+    pub(crate) closed: bool,
     pub(crate) depth: u32,
     pub(crate) prior_total: f32,
     pub(crate) exhausted: bool,
@@ -214,7 +216,9 @@ pub struct Tree<S, A> {
 
 impl<S, A> Tree<S, A> {
     /// A tree holding only the root.
-    pub(crate) fn with_root(state: S, to_move: Player, terminal: Option<f64>) -> Self {
+    /// `terminal` is a terminal state's `(value, exact)`: only an exact value proves it.
+    pub(crate) fn with_root(state: S, to_move: Player, terminal: Option<(f64, bool)>) -> Self {
+        let (terminal, exact) = (terminal.map(|t| t.0), terminal.is_some_and(|t| t.1));
         Tree {
             nodes: vec![NodeData {
                 parent: None,
@@ -228,7 +232,8 @@ impl<S, A> Tree<S, A> {
                 chooser: to_move,
                 leaf_visits: 0,
                 terminal,
-                solved: terminal,
+                solved: terminal.filter(|_| exact),
+                closed: terminal.is_some(),
                 evaluation: None,
                 exhausted: false,
             }],
@@ -245,8 +250,9 @@ impl<S, A> Tree<S, A> {
         prior: f32,
         state: S,
         to_move: Player,
-        terminal: Option<f64>,
+        terminal: Option<(f64, bool)>,
     ) -> Result<NodeId> {
+        let (terminal, exact) = (terminal.map(|t| t.0), terminal.is_some_and(|t| t.1));
         let id = u32::try_from(self.nodes.len()).map_err(|_| Error::TreeFull)?;
         if id == u32::MAX {
             return Err(Error::TreeFull);
@@ -272,7 +278,8 @@ impl<S, A> Tree<S, A> {
             chooser,
             leaf_visits: 0,
             terminal,
-            solved: terminal,
+            solved: terminal.filter(|_| exact),
+            closed: terminal.is_some(),
             evaluation: None,
             exhausted: terminal.is_some(),
         });

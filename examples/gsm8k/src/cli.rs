@@ -67,6 +67,12 @@ pub struct Args {
     #[arg(long, default_value = "int8", value_parser = parse_weights)]
     pub weights: WeightFormat,
 
+    /// Memory for the in-process model's KV cache, in MiB (default: the engine's own).
+    /// Contexts beyond it are evicted and recomputed on demand: slower, never different
+    /// (a result never depends on cache pressure).
+    #[arg(long, value_name = "MIB")]
+    pub kv_budget_mb: Option<usize>,
+
     /// Run the model on OpenAI-compatible servers instead of in process: comma-separated
     /// base URLs (vLLM, SGLang, llama.cpp server, llama-cpp-python), e.g.
     /// http://127.0.0.1:8080,http://10.0.0.2:8000. Requests spread over all of them. The

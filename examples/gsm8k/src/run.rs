@@ -89,7 +89,11 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     if !args.quiet {
         eprintln!("loading {} ...", model_path.display());
     }
-    let engine = LocalEngine::load(&model_path, EngineOptions::default().weights(args.weights))?;
+    let mut opts = EngineOptions::default().weights(args.weights);
+    if let Some(mb) = args.kv_budget_mb {
+        opts = opts.kv_budget_bytes(mb.saturating_mul(1 << 20));
+    }
+    let engine = LocalEngine::load(&model_path, opts)?;
     run_with(&engine, configs, &methods, &problems, args)
 }
 

@@ -81,54 +81,71 @@ pub(crate) fn rope_in_place(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[
     }
 }
 
-/// Appends each row's new key (or value) to its own cached ones: `suffix` is `(rows,
-/// kv_heads, s, head_dim)` (or absent when `s == 0`), `new` is `(rows, kv_heads *
-/// head_dim)`; returns `(rows, kv_heads, s + 1, head_dim)` as a flat vector.
-pub(crate) fn append_own(suffix: Option<&[f32]>, s: usize, new: &[f32], d: Dims) -> Vec<f32> {
+/// Appends each row's `t` new keys (or values) to its own cached ones: `suffix` is `(rows,
+/// kv_heads, s, head_dim)` (or absent when `s == 0`), `new` is `(rows, t, kv_heads *
+/// head_dim)`; returns `(rows, kv_heads, s + t, head_dim)` as a flat vector.
+pub(crate) fn append_own(
+    suffix: Option<&[f32]>,
+    s: usize,
+    new: &[f32],
+    t: usize,
+    d: Dims,
+) -> Vec<f32> {
     let hd = d.head_dim;
-    let mut out = Vec::with_capacity(d.rows * d.n_kv_head * (s + 1) * hd);
+    let mut out = Vec::with_capacity(d.rows * d.n_kv_head * (s + t) * hd);
     for r in 0..d.rows {
         for g in 0..d.n_kv_head {
             if let Some(sfx) = suffix {
                 let at = (r * d.n_kv_head + g) * s * hd;
                 out.extend_from_slice(&sfx[at..at + s * hd]);
             }
-            let at = (r * d.n_kv_head + g) * hd;
-            out.extend_from_slice(&new[at..at + hd]);
+            for j in 0..t {
+                let at = ((r * t + j) * d.n_kv_head + g) * hd;
+                out.extend_from_slice(&new[at..at + hd]);
+            }
         }
     }
     out
 }
 
-/// One query per (row, head) against the row's prefix keys `(kv_heads, p_r, head_dim)`
-/// (`prefixes[r]`, shared by rows continuing the same context) and the row's own keys
-/// `(rows, kv_heads, s1, head_dim)`; returns `(rows, n_head * head_dim)`. `q` is `(rows,
-/// n_head * head_dim)`, already rotated.
+/// Causal attention of `t` new queries per (row, head) against the row's prefix keys
+/// `(kv_heads, p_r, head_dim)` (`prefixes[r]`, shared by rows continuing the same context)
+/// and the row's own keys `(rows, kv_heads, s + t, head_dim)` (its `s` earlier ones, then
+/// the `t` new ones); query `j` sees the prefix, the `s` earlier keys and new keys `0..=j`.
+/// `q` is `(rows, t, n_head * head_dim)`, already rotated; returns the same shape.
+///
+/// Every (row, query, head) is computed by the same code whatever `t`, the batch or the
+/// thread count, so a token's attention output is bit for bit the same whether it was
+/// computed in a prefill or a decode step: a context recomputed after a cache eviction
+/// gives exactly the logits of the path that first computed it.
 pub(crate) fn attend(
     q: &[f32],
     prefixes: &[Option<(&[f32], &[f32])>],
     own: (&[f32], &[f32]),
-    s1: usize,
+    s: usize,
+    t: usize,
     d: Dims,
 ) -> Vec<f32> {
     let hd = d.head_dim;
     let group = d.n_head / d.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0f32; d.rows * d.n_head * hd];
+    let own_len = s + t;
+    let mut out = vec![0f32; d.rows * t * d.n_head * hd];
     let one = |(i, dst): (usize, &mut [f32])| {
-        let (r, h) = (i / d.n_head, i % d.n_head);
+        let (r, j, h) = (i / (t * d.n_head), (i / d.n_head) % t, i % d.n_head);
         let g = h / group;
         let qh: Vec<f32> = q[i * hd..(i + 1) * hd].iter().map(|x| x * scale).collect();
-        let own_at = (r * d.n_kv_head + g) * s1 * hd;
-        let own_k = &own.0[own_at..own_at + s1 * hd];
-        let own_v = &own.1[own_at..own_at + s1 * hd];
+        let own_at = (r * d.n_kv_head + g) * own_len * hd;
+        let visible = s + j + 1;
+        let own_k = &own.0[own_at..own_at + visible * hd];
+        let own_v = &own.1[own_at..own_at + visible * hd];
         let pre = prefixes.get(r).copied().flatten().map(|(k, v)| {
             let p = k.len() / (d.n_kv_head * hd);
             let at = g * p * hd;
             (&k[at..at + p * hd], &v[at..at + p * hd])
         });
         let p = pre.map_or(0, |(k, _)| k.len() / hd);
-        let mut w: Vec<f32> = Vec::with_capacity(p + s1);
+        let mut w: Vec<f32> = Vec::with_capacity(p + visible);
         if let Some((pk, _)) = pre {
             w.extend(pk.chunks_exact(hd).map(|k| dot(&qh, k)));
         }
@@ -154,9 +171,9 @@ pub(crate) fn attend(
     // Below a few thousand keys in all, a thread hand-off costs more than the work.
     let keys: usize = prefixes
         .iter()
-        .map(|p| p.map_or(0, |(k, _)| k.len() / (d.n_kv_head * hd)) + s1)
+        .map(|p| p.map_or(0, |(k, _)| k.len() / (d.n_kv_head * hd)) + own_len)
         .sum();
-    if d.n_head * keys >= 4096 {
+    if d.n_head * keys * t >= 4096 {
         out.par_chunks_mut(hd).enumerate().for_each(one);
     } else {
         out.chunks_mut(hd).enumerate().for_each(one);

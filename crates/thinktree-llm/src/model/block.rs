@@ -7,7 +7,6 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 use crate::kernels::linear::Linear;
 
-use super::forward::Attn;
 use super::weights::Proj;
 use super::{LayerKv, Model};
 
@@ -25,18 +24,18 @@ pub(crate) struct Block {
     pub(super) w_down: Linear,
 }
 
-/// Where a block's attention finds the context of its new tokens.
-pub(super) enum Context<'a> {
-    /// `t` new tokens per row at the same positions, on one prefix shared by every row
-    /// (a prefill, or a decode step of siblings).
-    Shared(Attn<'a>),
-    /// One new token per row, each row on its own prefix at its own position (rows of
-    /// different search nodes in one batch).
-    PerRow {
-        prefixes: Vec<Option<&'a LayerKv>>,
-        suffix: Option<&'a LayerKv>,
-        positions: &'a [usize],
-    },
+/// Where a block's attention finds the context of its new tokens: the same for a prefill
+/// (`t` tokens, every row on one shared prefix), a decode step of siblings, and a decode
+/// step of rows of different search nodes (each on its own prefix and position).
+pub(super) struct Context<'a> {
+    /// Each row's shared prefix keys/values for this layer.
+    pub(super) prefixes: Vec<Option<&'a LayerKv>>,
+    /// The rows' own keys/values for this layer (the same length for every row).
+    pub(super) suffix: Option<&'a LayerKv>,
+    /// Rotary cosines and sines of every (row, new token), `head_dim / 2` each.
+    pub(super) cos: &'a [f32],
+    /// See `cos`.
+    pub(super) sin: &'a [f32],
 }
 
 impl Block {
@@ -49,14 +48,7 @@ impl Block {
         ctx: &Context<'_>,
     ) -> Result<(Tensor, LayerKv)> {
         let h = candle_nn::ops::rms_norm(&x, &self.attn_norm, m.cfg.rms_eps)?;
-        let (a, kv) = match ctx {
-            Context::Shared(attn) => m.attention(self, &h, attn)?,
-            Context::PerRow {
-                prefixes,
-                suffix,
-                positions,
-            } => m.row_attention(self, &h, prefixes, *suffix, positions)?,
-        };
+        let (a, kv) = m.attention(self, &h, ctx)?;
         Ok((self.mlp(m.cfg.rms_eps, (x + a)?)?, kv))
     }
 

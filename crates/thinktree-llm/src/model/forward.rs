@@ -1,16 +1,13 @@
 //! The forward passes: a prefill or sibling step on one shared prefix
 //! ([`Model::forward`], [`Model::forward_hidden`]) and a step of rows on different
-//! prefixes ([`Model::forward_rows`]), both through one layer loop.
-//!
-//! The shared prefix's keys and values are never copied per row: queries of all rows are
-//! stacked into one matmul against the prefix keys, while each row's own suffix keys are
-//! attended separately, and the two score blocks are joined before one softmax.
+//! prefixes ([`Model::forward_rows`]), both through one layer loop and one attention
+//! (`attention.rs`). The shared prefix's keys and values are never copied per row.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 
-use super::block::{Block, Context};
+use super::block::Context;
 use super::{LayerKv, Model, ModelConfig, check_position, kv_len, on_pool};
 
 impl Model {
@@ -64,18 +61,13 @@ impl Model {
             let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
             let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
             let x = self.embed.embedding(&ids)?;
-            let cos = self.cos.narrow(0, pos, t)?;
-            let sin = self.sin.narrow(0, pos, t)?;
-            let mask = causal_mask(self.cfg.n_head / self.cfg.n_kv_head, t, s_len)?;
-            let (x, new_kv) = self.run_blocks(x, |i| {
-                Context::Shared(Attn {
-                    pos,
-                    prefix: prefix.and_then(|p| p.get(i)),
-                    suffix: suffix.and_then(|s| s.get(i)),
-                    cos: &cos,
-                    sin: &sin,
-                    mask: mask.as_ref(),
-                })
+            let positions = vec![pos; rows];
+            let (cos, sin) = self.rope_rows(&positions, t);
+            let (x, new_kv) = self.run_blocks(x, |i| Context {
+                prefixes: vec![prefix.and_then(|p| p.get(i)); rows],
+                suffix: suffix.and_then(|s| s.get(i)),
+                cos: &cos,
+                sin: &sin,
             })?;
             let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
             let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
@@ -116,10 +108,12 @@ impl Model {
             }
             let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
             let x = self.embed.embedding(&ids)?;
-            let (x, new_kv) = self.run_blocks(x, |i| Context::PerRow {
+            let (cos, sin) = self.rope_rows(positions, 1);
+            let (x, new_kv) = self.run_blocks(x, |i| Context {
                 prefixes: prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect(),
                 suffix: suffix.and_then(|s| s.get(i)),
-                positions,
+                cos: &cos,
+                sin: &sin,
             })?;
             let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
             Ok((self.output.forward(&last)?, new_kv))
@@ -143,147 +137,9 @@ impl Model {
     }
 }
 
-impl Model {
-    pub(super) fn attention(
-        &self,
-        layer: &Block,
-        h: &Tensor,
-        ctx: &Attn<'_>,
-    ) -> Result<(Tensor, LayerKv)> {
-        let (rows, t, _) = h.dims3()?;
-        if t == 1 {
-            return self.decode_attention(layer, h, ctx);
-        }
-        let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
-        let group = nh / nkv;
-        let mut qkv = layer.qkv.forward(h)?.into_iter();
-        let (Some(mut q), Some(mut k), Some(mut v)) = (qkv.next(), qkv.next(), qkv.next()) else {
-            return Err(Error::UnsupportedModel("q/k/v projection split".into()));
-        };
-        if let Some((bq, bk, bv)) = &layer.bias_qkv {
-            q = q.broadcast_add(bq)?;
-            k = k.broadcast_add(bk)?;
-            v = v.broadcast_add(bv)?;
-        }
-        let q = q
-            .reshape((rows, t, nh, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let k = k
-            .reshape((rows, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let v = v
-            .reshape((rows, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let (q, k) = if self.cfg.rope_neox {
-            (
-                candle_nn::rotary_emb::rope(&q, ctx.cos, ctx.sin)?,
-                candle_nn::rotary_emb::rope(&k, ctx.cos, ctx.sin)?,
-            )
-        } else {
-            (
-                candle_nn::rotary_emb::rope_i(&q, ctx.cos, ctx.sin)?,
-                candle_nn::rotary_emb::rope_i(&k, ctx.cos, ctx.sin)?,
-            )
-        };
-        let (own_k, own_v) = match ctx.suffix {
-            Some((sk, sv)) => (Tensor::cat(&[sk, &k], 2)?, Tensor::cat(&[sv, &v], 2)?),
-            None => (k, v),
-        };
-        // Query heads sharing a kv head are stacked: (rows, kv_heads, group * t, head_dim).
-        let q = (q.reshape((rows, nkv, group * t, hd))? * (1.0 / (hd as f64).sqrt()))?;
-        let own_scores = q.matmul(&own_k.transpose(2, 3)?)?;
-        let own_scores = match ctx.mask {
-            Some(m) => own_scores.broadcast_add(m)?,
-            None => own_scores,
-        };
-        let y = match ctx.prefix {
-            None => {
-                let w = candle_nn::ops::softmax_last_dim(&own_scores)?;
-                w.matmul(&own_v)?
-            }
-            Some((pk, pv)) => {
-                let p = pk.dim(1)?;
-                // All rows' queries against the one shared prefix: one matmul, no copies.
-                let qp = if rows == 1 {
-                    q.squeeze(0)?
-                } else {
-                    q.transpose(0, 1)?
-                        .contiguous()?
-                        .reshape((nkv, rows * group * t, hd))?
-                };
-                let ps = qp.matmul(&pk.t()?)?;
-                let ps = if rows == 1 {
-                    ps.unsqueeze(0)?
-                } else {
-                    ps.reshape((nkv, rows, group * t, p))?.transpose(0, 1)?
-                };
-                // cat along the last dim of a transposed input is itself strided.
-                let scores = Tensor::cat(&[&ps, &own_scores], D::Minus1)?.contiguous()?;
-                let w = candle_nn::ops::softmax_last_dim(&scores)?;
-                let wp = w.narrow(3, 0, p)?;
-                let wo = w.narrow(3, p, own_scores.dim(3)?)?.contiguous()?;
-                let yp = if rows == 1 {
-                    wp.squeeze(0)?.contiguous()?.matmul(pv)?.unsqueeze(0)?
-                } else {
-                    wp.transpose(0, 1)?
-                        .contiguous()?
-                        .reshape((nkv, rows * group * t, p))?
-                        .matmul(pv)?
-                        .reshape((nkv, rows, group * t, hd))?
-                        .transpose(0, 1)?
-                };
-                (yp + wo.matmul(&own_v)?)?
-            }
-        };
-        let y = y
-            .reshape((rows, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((rows, t, nh * hd))?;
-        Ok((layer.wo.forward(&y)?, (own_k, own_v)))
-    }
-}
-
-pub(super) struct Attn<'a> {
-    /// Position of the first new token.
-    pub(super) pos: usize,
-    pub(super) prefix: Option<&'a LayerKv>,
-    pub(super) suffix: Option<&'a LayerKv>,
-    pub(super) cos: &'a Tensor,
-    pub(super) sin: &'a Tensor,
-    pub(super) mask: Option<&'a Tensor>,
-}
-
-/// Additive mask for the own-token scores `(group * t, s + t)`: query `t_i` sees the `s`
-/// suffix keys and new keys up to itself. None when `t == 1` (nothing to hide).
-fn causal_mask(group: usize, t: usize, s: usize) -> Result<Option<Tensor>> {
-    if t == 1 {
-        return Ok(None);
-    }
-    let cols = s + t;
-    let mut m = vec![0f32; group * t * cols];
-    for g in 0..group {
-        for i in 0..t {
-            for j in (s + i + 1)..cols {
-                m[(g * t + i) * cols + j] = f32::NEG_INFINITY;
-            }
-        }
-    }
-    Ok(Some(Tensor::from_vec(m, (group * t, cols), &Device::Cpu)?))
-}
-
-pub(super) fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
-    let half = cfg.head_dim / 2;
-    let inv: Vec<f32> = (0..half)
+/// Rotary inverse frequencies `base^(-2i / head_dim)`, `head_dim / 2` of them.
+pub(super) fn rope_inverse_frequencies(cfg: &ModelConfig) -> Vec<f32> {
+    (0..cfg.head_dim / 2)
         .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
-        .collect();
-    let n = cfg.context_length;
-    let mut ang = Vec::with_capacity(n * half);
-    for p in 0..n {
-        ang.extend(inv.iter().map(|f| p as f32 * f));
-    }
-    let ang = Tensor::from_vec(ang, (n, half), &Device::Cpu)?;
-    Ok((ang.cos()?.to_dtype(DType::F32)?, ang.sin()?))
+        .collect()
 }

@@ -11,9 +11,9 @@
 //! - `forward`: prefill and sibling steps on one shared prefix; the layer loop.
 //! - `decode`: decode-step attention for rows on different prefixes.
 
+mod attention;
 mod block;
 pub mod config;
-mod decode;
 mod forward;
 pub mod weights;
 
@@ -39,17 +39,34 @@ pub struct Model {
     pub(super) blocks: Vec<Block>,
     pub(super) out_norm: Tensor,
     pub(super) output: Linear,
-    pub(super) cos: Tensor,
-    pub(super) sin: Tensor,
-    /// The same tables as flat vectors (`context x head_dim / 2`) for decode steps.
-    pub(super) cos_v: Vec<f32>,
-    pub(super) sin_v: Vec<f32>,
+    /// Rotary inverse frequencies, `head_dim / 2` of them. Angles are computed for the
+    /// positions a forward pass uses, never tabled for the whole context: a file's
+    /// context length cannot make loading allocate (a crafted 0xFFFFFFF0 once asked for
+    /// 549,755,811,840 bytes of tables and aborted the process).
+    pub(super) rope_inv: Vec<f32>,
 }
 
 impl Model {
     /// The hyper-parameters.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// Rotary cosines and sines for `t` tokens of each row, starting at `positions[r]`:
+    /// `(rows * t * head_dim / 2)` each, in (row, token) order.
+    fn rope_rows(&self, positions: &[usize], t: usize) -> (Vec<f32>, Vec<f32>) {
+        let n = positions.len() * t * self.rope_inv.len();
+        let (mut cos, mut sin) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for &p0 in positions {
+            for p in p0..p0 + t {
+                for f in &self.rope_inv {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        (cos, sin)
     }
 
     /// A typed error for the first token id outside the vocabulary.

@@ -11,7 +11,7 @@ use crate::kernels::int8::{Int8Matrix, Int8Rows};
 use crate::kernels::linear::Linear;
 
 use super::block::Block;
-use super::forward::rope_tables;
+use super::forward::rope_inverse_frequencies;
 use super::{Model, ModelConfig};
 
 /// How weights are stored in memory after loading.
@@ -172,19 +172,14 @@ impl Model {
                 w_down,
             });
         }
-        let (cos, sin) = rope_tables(&cfg)?;
-        let cos_v = cos.flatten_all()?.to_vec1::<f32>()?;
-        let sin_v = sin.flatten_all()?.to_vec1::<f32>()?;
+        let rope_inv = rope_inverse_frequencies(&cfg);
         Ok(Self {
             embed: QMatMul::QTensor(embd_q),
             cfg,
             blocks,
             out_norm,
             output,
-            cos,
-            sin,
-            cos_v,
-            sin_v,
+            rope_inv,
         })
     }
 }

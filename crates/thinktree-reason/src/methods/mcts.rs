@@ -5,8 +5,11 @@
 //! a whole batch of leaves in one `sample_many` call (leaf batching and sibling batching
 //! at once) and turns their length-normalised probabilities into priors; the evaluator
 //! scores the batch's new leaves in one scorer call; a terminal child is scored when it
-//! is created, since the core treats terminal values as exact.
+//! is created and its score is reused on every visit. That score proves nothing unless
+//! the scorer is exact ([`crate::Scorer::is_exact`]), so the search spends its budget and
+//! every finished chain becomes a candidate for the configured aggregation.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use thinktree_search::{
@@ -18,7 +21,7 @@ use crate::aggregate::Finished;
 use crate::config::SolveConfig;
 use crate::error::Result;
 use crate::meter::Meter;
-use crate::node::{Node, merge_siblings};
+use crate::node::{Node, merge_siblings, step_key};
 use crate::scorer::Scorer;
 use crate::stepper::Stepper;
 use thinktree_engine::Engine;
@@ -43,6 +46,9 @@ struct LlmSearch<'a, E: Engine> {
     scorer: &'a dyn Scorer<E>,
     root: Shared<E::State>,
     meter: Mutex<Meter>,
+    /// Each expanded node's children's step keys, so a widening call that samples a step
+    /// the node already has does not add it twice.
+    children: Mutex<HashMap<usize, Vec<(String, bool)>>>,
 }
 
 impl<E: Engine> LlmSearch<'_, E> {
@@ -60,9 +66,19 @@ impl<E: Engine> LlmSearch<'_, E> {
         if nodes.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let seed = self.meter().next_seed();
-        let (scores, usage) =
-            score_nodes(self.engine, self.scorer, self.question, nodes, whole, seed)?;
+        let (seed, left) = {
+            let mut m = self.meter();
+            (m.next_seed(), m.left())
+        };
+        let (scores, usage) = score_nodes(
+            self.engine,
+            self.scorer,
+            self.question,
+            nodes,
+            whole,
+            seed,
+            left,
+        )?;
         if usage.forward_calls > 0 {
             self.meter().add(usage);
         }
@@ -117,10 +133,25 @@ impl<E: Engine> LlmSearch<'_, E> {
             self.stepper
                 .sample_children(self.engine, &parents, &wanted, &params)?;
         self.meter().add(usage);
-        let merged: Vec<Vec<(Node<E::State>, f64)>> = children
-            .into_iter()
-            .map(|kids| merge_siblings(kids).children)
-            .collect();
+        let merged: Vec<Vec<(Node<E::State>, f64)>> = {
+            let mut known = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            children
+                .into_iter()
+                .zip(batch)
+                .map(|(kids, r)| {
+                    let seen = known.entry(r.node.index()).or_default();
+                    let fresh: Vec<(Node<E::State>, f64)> = merge_siblings(kids)
+                        .children
+                        .into_iter()
+                        .filter(|(n, _)| !seen.contains(&step_key(n)))
+                        .collect();
+                    seen.extend(fresh.iter().map(|(n, _)| step_key(n)));
+                    // Nothing new from a widening call: the core marks the node exhausted
+                    // (the policy keeps proposing the steps it already has).
+                    fresh
+                })
+                .collect()
+        };
         // Terminal children get their exact value now, all in one scorer call.
         let terminal: Vec<&Node<E::State>> = merged
             .iter()
@@ -165,6 +196,13 @@ impl<E: Engine> Problem for LlmSearch<'_, E> {
 
     fn terminal_value(&self, state: &Self::State) -> Option<f64> {
         state.node.terminal.then(|| state.value.unwrap_or(0.0))
+    }
+
+    /// A finished chain's score is the scorer's estimate unless the scorer declares
+    /// itself exact: an estimate never marks a node solved, so the search keeps spending
+    /// its budget on other lines instead of stopping at the first chain the scorer likes.
+    fn terminal_is_exact(&self, _state: &Self::State) -> bool {
+        self.scorer.is_exact()
     }
 }
 
@@ -224,6 +262,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
             value: None,
         }),
         meter: Mutex::new(meter),
+        children: Mutex::new(HashMap::new()),
     };
     let mut mcts = Mcts::new(core_config(cfg, budget_left)?)?;
     let result = mcts.run(&search, &search, &search);

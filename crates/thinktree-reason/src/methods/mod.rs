@@ -42,8 +42,16 @@ impl<E: Engine> Solve<'_, E> {
             return Ok(Vec::new());
         }
         let seed = self.meter.next_seed();
-        let (scores, usage) =
-            score_nodes(self.engine, self.scorer, self.question, nodes, whole, seed)?;
+        let left = self.meter.left();
+        let (scores, usage) = score_nodes(
+            self.engine,
+            self.scorer,
+            self.question,
+            nodes,
+            whole,
+            seed,
+            left,
+        )?;
         if usage.forward_calls > 0 {
             self.meter.add(usage);
         }
@@ -53,6 +61,7 @@ impl<E: Engine> Solve<'_, E> {
 
 /// One scorer call over `nodes`, with what the scorer returned checked: one finite score
 /// in [0, 1] per node. `whole` judges each entire solution, otherwise only its last step.
+/// The scorer may generate at most `max_generated` tokens (what is left of the budget).
 pub(crate) fn score_nodes<E: Engine>(
     engine: &E,
     scorer: &dyn Scorer<E>,
@@ -60,6 +69,7 @@ pub(crate) fn score_nodes<E: Engine>(
     nodes: &[&Node<E::State>],
     whole: bool,
     seed: u64,
+    max_generated: usize,
 ) -> Result<(Vec<f64>, Usage)> {
     let items: Vec<ScoreItem<'_, E::State>> = nodes
         .iter()
@@ -78,7 +88,7 @@ pub(crate) fn score_nodes<E: Engine>(
             terminal: n.terminal,
         })
         .collect();
-    let (scores, usage) = scorer.score(engine, &items, seed)?;
+    let (scores, usage) = scorer.score_within(engine, &items, seed, max_generated)?;
     if scores.len() != nodes.len() {
         return Err(Error::Scorer {
             scorer: scorer.name(),

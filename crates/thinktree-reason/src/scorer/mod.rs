@@ -78,11 +78,48 @@ pub trait Scorer<E: Engine>: Send + Sync {
         items: &[ScoreItem<'_, E::State>],
         seed: u64,
     ) -> Result<(Vec<f64>, Usage)>;
+
+    /// [`Scorer::score`] with at most `max_generated` generated tokens: what is left of
+    /// the problem's budget. Every method calls this, so a scorer that generates tokens
+    /// (rollouts) must override it and stay within the cap (a batched step may overrun it
+    /// by one token per row); the default suits scorers that generate nothing.
+    fn score_within(
+        &self,
+        engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        seed: u64,
+        max_generated: usize,
+    ) -> Result<(Vec<f64>, Usage)> {
+        let _ = max_generated;
+        self.score(engine, items, seed)
+    }
+
+    /// Whether this scorer's value of a *finished* solution is its known outcome (a
+    /// checker that proves the answer right or wrong) rather than an estimate. Only an
+    /// exact score may settle a search: MCTS marks nodes solved and stops early on exact
+    /// terminal values alone. Every built-in scorer is an estimate (the arithmetic
+    /// verifier checks the sums, not the answer); a user reward says so with
+    /// [`RewardFn::exact`].
+    fn is_exact(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Engine, T: Scorer<E> + ?Sized> Scorer<E> for Box<T> {
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn is_exact(&self) -> bool {
+        (**self).is_exact()
+    }
+    fn score_within(
+        &self,
+        engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        seed: u64,
+        max_generated: usize,
+    ) -> Result<(Vec<f64>, Usage)> {
+        (**self).score_within(engine, items, seed, max_generated)
     }
     fn score(
         &self,
@@ -133,6 +170,11 @@ impl<'e, E: Engine> WeightedScorer<'e, E> {
 }
 
 impl<E: Engine> Scorer<E> for WeightedScorer<'_, E> {
+    /// Exact only when every part with a weight is exact.
+    fn is_exact(&self) -> bool {
+        self.parts.iter().all(|(s, w)| *w == 0.0 || s.is_exact())
+    }
+
     fn name(&self) -> String {
         let names: Vec<String> = self
             .parts
@@ -148,6 +190,17 @@ impl<E: Engine> Scorer<E> for WeightedScorer<'_, E> {
         items: &[ScoreItem<'_, E::State>],
         seed: u64,
     ) -> Result<(Vec<f64>, Usage)> {
+        self.score_within(engine, items, seed, usize::MAX)
+    }
+
+    /// Each part gets what the parts before it left of `max_generated`.
+    fn score_within(
+        &self,
+        engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        seed: u64,
+        max_generated: usize,
+    ) -> Result<(Vec<f64>, Usage)> {
         let total: f64 = self.parts.iter().map(|(_, w)| w).sum();
         let mut acc = vec![0.0; items.len()];
         let mut usage = Usage::default();
@@ -155,7 +208,8 @@ impl<E: Engine> Scorer<E> for WeightedScorer<'_, E> {
             if *w == 0.0 {
                 continue;
             }
-            let (s, u) = scorer.score(engine, items, seed.wrapping_add(i as u64))?;
+            let left = max_generated.saturating_sub(usage.generated_tokens as usize);
+            let (s, u) = scorer.score_within(engine, items, seed.wrapping_add(i as u64), left)?;
             if s.len() != items.len() {
                 return Err(Error::Scorer {
                     scorer: scorer.name(),

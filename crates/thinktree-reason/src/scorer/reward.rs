@@ -30,6 +30,7 @@ where
 pub struct RewardFn {
     name: String,
     reward: Arc<dyn Reward>,
+    exact: bool,
 }
 
 impl RewardFn {
@@ -38,7 +39,21 @@ impl RewardFn {
         Self {
             name: name.into(),
             reward: Arc::new(reward),
+            exact: false,
         }
+    }
+
+    /// Declares the reward exact on finished solutions: its value *is* the outcome (a
+    /// verifier that checks the final answer, a game result), so a search may treat it as
+    /// proof ([`Scorer::is_exact`]). Without this a reward is an estimate.
+    pub fn exact(mut self) -> Self {
+        self.exact = true;
+        self
+    }
+
+    /// Whether the reward was declared exact.
+    pub fn is_exact(&self) -> bool {
+        self.exact
     }
 
     /// The name shown in reports.
@@ -62,6 +77,10 @@ impl PartialEq for RewardFn {
 impl<E: Engine> Scorer<E> for RewardFn {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn is_exact(&self) -> bool {
+        self.exact
     }
 
     /// Clamps to `[0, 1]`; a NaN or infinite reward is a bug in the reward and is

@@ -64,6 +64,19 @@ impl<E: Engine> Scorer<E> for RolloutScorer {
         items: &[ScoreItem<'_, E::State>],
         seed: u64,
     ) -> Result<(Vec<f64>, Usage)> {
+        self.score_within(engine, items, seed, usize::MAX)
+    }
+
+    /// The rollouts share `max_generated` (what is left of the problem's budget) with
+    /// `max_tokens` per rollout at most. With nothing left an item scores 0.5 (no
+    /// evidence either way) and nothing is generated.
+    fn score_within(
+        &self,
+        engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        seed: u64,
+        max_generated: usize,
+    ) -> Result<(Vec<f64>, Usage)> {
         let n = self.rollouts.max(1);
         let stepper = Stepper {
             split: self.split,
@@ -91,7 +104,14 @@ impl<E: Engine> Scorer<E> for RolloutScorer {
                 starts.push(node.clone());
             }
         }
-        let mut meter = Meter::new(self.max_tokens * starts.len(), seed);
+        let budget = self
+            .max_tokens
+            .saturating_mul(starts.len())
+            .min(max_generated);
+        if budget == 0 {
+            return Ok((vec![0.5; items.len()], Usage::default()));
+        }
+        let mut meter = Meter::new(budget, seed);
         let done = if starts.is_empty() {
             Vec::new()
         } else {

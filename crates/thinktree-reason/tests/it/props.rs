@@ -38,6 +38,12 @@ proptest! {
         seed in any::<u64>(),
         whole in any::<bool>(),
         split in prop::sample::select(vec![StepSplit::Newline, StepSplit::BlankLine, StepSplit::Tokens(7)]),
+        scorer in prop::sample::select(vec![
+            "confidence,verifier,self-eval",
+            "rollout",
+            "verifier:0.5,rollout:0.5",
+            "self-eval",
+        ]),
     ) {
         let e = ScriptEngine::new(&[
             "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10.",
@@ -56,11 +62,14 @@ proptest! {
         cfg.whole_chains = whole;
         cfg.split = split;
         cfg.max_steps = 30;
-        cfg.scorer = "confidence,verifier,self-eval".parse().unwrap();
+        cfg.scorer = scorer.parse().unwrap();
+        cfg.rollouts = 2;
         let sol = solve(&e, "How many apples?", &cfg).unwrap();
         prop_assert_eq!(sol.usage, e.spent());
-        // Rows that step together may each overrun by what one step allows.
+        // Rows that step together may each overrun by what one step allows; a rollout
+        // scorer's rows (2 per scored node) likewise.
         let rows = (samples.max(expand * width).max(expand * leaf_batch)) as u64;
+        let rows = if scorer.contains("rollout") { 3 * rows } else { rows };
         prop_assert!(sol.usage.generated_tokens <= budget as u64 + rows, "{:?}", sol.usage);
         for c in &sol.candidates {
             prop_assert!(c.votes >= 1 && (0.0..=1.0).contains(&c.score));

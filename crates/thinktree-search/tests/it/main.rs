@@ -4,6 +4,7 @@
 
 mod api;
 mod bandit;
+mod estimates;
 mod make24;
 mod properties;
 mod tictactoe;

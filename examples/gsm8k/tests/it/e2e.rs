@@ -185,3 +185,65 @@ fn bad_input_fails_with_a_clear_message() {
     let msg = run(&["--data", s(&data), "--server", "localhost:8080"]);
     assert!(msg.contains("http://"), "{msg}");
 }
+
+/// A result never depends on cache pressure or on `--threads`: a run whose KV budget
+/// forces evictions, and a run on two threads, give the answers, generated tokens, paths
+/// and candidates of a one-thread run with the default cache (recomputed tokens are
+/// billed as computed, so only `computed_tokens` may differ under eviction).
+#[test]
+fn evictions_and_threads_never_change_the_results() {
+    let (dir, model, data) = setup();
+    let run = |name: &str, extra: &[&str]| -> Vec<Record> {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--methods",
+            "greedy,sc,beam,mcts",
+            "--max-tokens",
+            "60",
+            "--samples",
+            "3",
+            "--simulations",
+            "6",
+            "--quiet",
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let o = gsm8k(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut rs: Vec<Record> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        rs.sort_by(|a, b| (&a.id, &a.method).cmp(&(&b.id, &b.method)));
+        rs
+    };
+    let key = |r: &Record| {
+        (
+            r.id.clone(),
+            r.method.clone(),
+            r.predicted.clone(),
+            r.generated_tokens,
+            r.path.clone(),
+            r.candidates.clone(),
+        )
+    };
+    let base = run("out-one.jsonl", &["--threads", "1"]);
+    let two = run("out-two.jsonl", &["--threads", "2"]);
+    let tight = run(
+        "out-tight.jsonl",
+        &["--threads", "1", "--kv-budget-mb", "0"],
+    );
+    assert_eq!(base.len(), 8);
+    let base: Vec<_> = base.iter().map(key).collect();
+    assert_eq!(base, two.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(base, tight.iter().map(key).collect::<Vec<_>>());
+    // The tight run really recomputed.
+    let computed = |rs: &[Record]| rs.iter().map(|r| r.computed_tokens).sum::<u64>();
+    assert!(computed(&tight) > computed(&two), "no eviction happened");
+}

@@ -1,42 +1,32 @@
-//! Decode-step attention: one new token per row, in plain loops over the cached keys
-//! ([`crate::kernels::attention`]) instead of tensor ops, which for a single query per
-//! head cost more in dispatch than in arithmetic.
+//! Attention of new tokens in plain loops over the cached keys
+//! ([`crate::kernels::attention`]) instead of tensor ops: for a decode step (one query per
+//! head) a chain of tensor ops cost more in dispatch than in arithmetic, and with one code
+//! path for prefill and decode a token's keys and values come out bit for bit the same
+//! whichever computed them (a context recomputed after an eviction matches the original).
+//! It also keeps candle's matmul, which looks its thread count up in `/proc` on every call
+//! unless `RAYON_NUM_THREADS` is set, off the hot path.
 
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::kernels::attention;
 
-use super::block::Block;
-use super::forward::Attn;
+use super::block::{Block, Context};
 use super::{LayerKv, Model};
 
 impl Model {
-    /// [`Model::attention`] for one new token per row, in plain loops
-    /// ([`crate::kernels::attention`]); every row at the same position on the same prefix.
-    pub(super) fn decode_attention(
+    /// Attention for `t` new tokens per row (`h` is `(rows, t, embedding)`), rotated by
+    /// `ctx.cos` / `ctx.sin`, on top of each row's prefix
+    /// `ctx.prefixes[r]` (shared by every row that continues the same context) and the
+    /// rows' own keys `ctx.suffix` (the same length for every row). Returns the attention
+    /// output projected by `wo` and the rows' own keys/values extended by the new tokens.
+    pub(super) fn attention(
         &self,
         layer: &Block,
         h: &Tensor,
-        ctx: &Attn<'_>,
+        ctx: &Context<'_>,
     ) -> Result<(Tensor, LayerKv)> {
-        let rows = h.dim(0)?;
-        let prefixes = vec![ctx.prefix; rows];
-        let positions = vec![ctx.pos; rows];
-        self.row_attention(layer, h, &prefixes, ctx.suffix, &positions)
-    }
-
-    /// Decode-step attention where each row has its own prefix and position (rows of
-    /// different search nodes in one batch); the rows' own keys all have the same length.
-    pub(super) fn row_attention(
-        &self,
-        layer: &Block,
-        h: &Tensor,
-        prefixes: &[Option<&LayerKv>],
-        suffix: Option<&LayerKv>,
-        positions: &[usize],
-    ) -> Result<(Tensor, LayerKv)> {
-        let rows = h.dim(0)?;
+        let (rows, t, _) = h.dims3()?;
         let d = attention::Dims {
             rows,
             n_head: self.cfg.n_head,
@@ -62,32 +52,33 @@ impl Model {
         );
         let half = d.head_dim / 2;
         let (qw, kw) = (d.n_head * d.head_dim, d.n_kv_head * d.head_dim);
-        for ((qr, kr), &pos) in q.chunks_mut(qw).zip(k.chunks_mut(kw)).zip(positions) {
+        // One (row, token) per chunk, in the order of `ctx.cos` / `ctx.sin`.
+        for (i, (qr, kr)) in q.chunks_mut(qw).zip(k.chunks_mut(kw)).enumerate() {
             let (cos, sin) = (
-                &self.cos_v[pos * half..(pos + 1) * half],
-                &self.sin_v[pos * half..(pos + 1) * half],
+                &ctx.cos[i * half..(i + 1) * half],
+                &ctx.sin[i * half..(i + 1) * half],
             );
             attention::rope_in_place(qr, d.head_dim, cos, sin, self.cfg.rope_neox);
             attention::rope_in_place(kr, d.head_dim, cos, sin, self.cfg.rope_neox);
         }
-        let s = match suffix {
+        let s = match ctx.suffix {
             Some((sk, _)) => sk.dim(2)?,
             None => 0,
         };
-        let (own_k, own_v) = match suffix {
+        let (own_k, own_v) = match ctx.suffix {
             Some((sk, sv)) => (
-                attention::with_f32(sk, |x| attention::append_own(Some(x), s, &k, d))?,
-                attention::with_f32(sv, |x| attention::append_own(Some(x), s, &v, d))?,
+                attention::with_f32(sk, |x| attention::append_own(Some(x), s, &k, t, d))?,
+                attention::with_f32(sv, |x| attention::append_own(Some(x), s, &v, t, d))?,
             ),
             None => (
-                attention::append_own(None, 0, &k, d),
-                attention::append_own(None, 0, &v, d),
+                attention::append_own(None, 0, &k, t, d),
+                attention::append_own(None, 0, &v, t, d),
             ),
         };
         // Each distinct prefix is made contiguous once and read in place by all its rows.
         let mut distinct: Vec<(&LayerKv, Tensor, Tensor)> = Vec::new();
         let mut which: Vec<Option<usize>> = Vec::with_capacity(rows);
-        for p in prefixes {
+        for p in &ctx.prefixes {
             which.push(match p {
                 None => None,
                 Some(kv) => Some(
@@ -113,13 +104,13 @@ impl Model {
             .iter()
             .map(|w| w.and_then(|i| views.get(i).copied()))
             .collect();
-        let y = attention::attend(&q, &row_prefix, (&own_k, &own_v), s + 1, d);
-        let y = Tensor::from_vec(y, (rows, 1, d.n_head * d.head_dim), &Device::Cpu)?;
+        let y = attention::attend(&q, &row_prefix, (&own_k, &own_v), s, t, d);
+        let y = Tensor::from_vec(y, (rows, t, d.n_head * d.head_dim), &Device::Cpu)?;
         Ok((
             layer.wo.forward(&y)?,
             (
-                attention::own_tensor(own_k, d, s + 1)?,
-                attention::own_tensor(own_v, d, s + 1)?,
+                attention::own_tensor(own_k, d, s + t)?,
+                attention::own_tensor(own_v, d, s + t)?,
             ),
         ))
     }
