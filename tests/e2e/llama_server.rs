@@ -49,8 +49,8 @@ fn greedy_matches_the_in_process_engine_up_to_near_ties() {
             local.chat_prompt(&[ChatMessage::user(q)], true).unwrap()
         );
         let p = SampleParams::greedy(StopCondition::tokens(40));
-        let (rs, _) = r.extend(&r.root(), &prompt).unwrap();
-        let (ls, _) = local.extend(&local.root(), &prompt).unwrap();
+        let (rs, _) = r.extend_prompt(&r.root(), &prompt).unwrap();
+        let (ls, _) = local.extend_prompt(&local.root(), &prompt).unwrap();
         assert_eq!(r.state_len(&rs), local.state_len(&ls));
         let (rc, ru) = r.sample(&rs, 1, &p).unwrap();
         let (lc, _) = local.sample(&ls, 1, &p).unwrap();
@@ -117,7 +117,7 @@ fn sibling_samples_stop_on_their_own_and_are_reproducible() {
     let server = LlamaServer::start(&py, &model_path(), 2);
     let r = remote(&[&server], 2);
     let prompt = r.chat_prompt(&[ChatMessage::user(PENS)], true).unwrap();
-    let (s, _) = r.extend(&r.root(), &prompt).unwrap();
+    let (s, _) = r.extend_prompt(&r.root(), &prompt).unwrap();
     let p = SampleParams {
         temperature: 1.0,
         top_p: None,

@@ -6,7 +6,6 @@
 
 use std::sync::OnceLock;
 
-use thinktree::engine::Engine;
 use thinktree::llm::{EngineOptions, LocalEngine};
 use thinktree::reason::{Method, SolveConfig, StepSplit, prompt_text, solve};
 
@@ -37,7 +36,7 @@ fn greedy_reaches_a_parsed_answer_and_bills_the_prompt_once() {
     assert!(sol.answer.is_some(), "{sol:#?}");
     assert!(!sol.path.is_empty());
     let prompt = prompt_text(e, None, PENS, StepSplit::Newline).unwrap();
-    let prompt_len = e.tokenize(&prompt).unwrap().len() as u64;
+    let prompt_len = e.prompt_ids(&prompt, true).unwrap().len() as u64;
     let u = sol.usage;
     assert!(
         u.generated_tokens > 0 && u.generated_tokens <= cfg.token_budget as u64 + 1,

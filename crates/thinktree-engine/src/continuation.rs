@@ -16,7 +16,8 @@ pub enum FinishReason {
 /// One sampled continuation of a state.
 #[derive(Debug, Clone)]
 pub struct Continuation<S> {
-    /// The generated text (including a matched stop string, excluding EOS).
+    /// The generated text (including a matched stop string, excluding EOS): the exact text
+    /// of `tokens`, so it re-tokenizes to what the state holds.
     pub text: String,
     /// The generated token ids (excluding EOS).
     pub tokens: Vec<u32>,

@@ -33,12 +33,14 @@ mod chat;
 mod continuation;
 mod error;
 mod params;
+mod prompt;
 mod usage;
 
 pub use chat::{ChatMessage, Role};
 pub use continuation::{Continuation, FinishReason};
 pub use error::{Error, Result};
 pub use params::{SampleParams, StopCondition};
+pub use prompt::{Piece, Prompt};
 pub use usage::Usage;
 
 /// A language model as the reasoning layer sees it.
@@ -53,15 +55,17 @@ pub trait Engine: Send + Sync {
     /// A short human-readable name of the model (for reports).
     fn name(&self) -> String;
 
-    /// Token ids of `text` (no special tokens added).
+    /// Token ids of `text`, tokenized as literal text: control-token strings in it are
+    /// ordinary characters, and no BOS is added.
     fn tokenize(&self, text: &str) -> Result<Vec<u32>>;
 
     /// Text of token ids.
     fn detokenize(&self, ids: &[u32]) -> Result<String>;
 
     /// The model's chat template applied to `messages`; with `add_generation_prompt` the
-    /// text ends where the assistant's reply begins.
-    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>;
+    /// prompt ends where the assistant's reply begins. The messages' contents come back as
+    /// [`Piece::Text`], the template's own text as [`Piece::Markup`].
+    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Prompt>;
 
     /// The empty context.
     fn root(&self) -> Self::State;
@@ -69,8 +73,14 @@ pub trait Engine: Send + Sync {
     /// Number of tokens in a state's context.
     fn state_len(&self, state: &Self::State) -> usize;
 
-    /// The state after appending `text` to `parent`. Only the new tokens are computed.
+    /// The state after appending `text` to `parent`, tokenized as literal text (never
+    /// parsed for control tokens). Only the new tokens are computed. A sequence starts
+    /// with BOS when the model asks for one; BOS never lands mid-context.
     fn extend(&self, parent: &Self::State, text: &str) -> Result<(Self::State, Usage)>;
+
+    /// The state after appending `prompt` to `parent`: its markup pieces parsed for
+    /// control tokens, its text pieces literal (see [`Prompt`]).
+    fn extend_prompt(&self, parent: &Self::State, prompt: &Prompt) -> Result<(Self::State, Usage)>;
 
     /// `n` continuations of `state`, decoded together (one batched forward per token).
     fn sample(

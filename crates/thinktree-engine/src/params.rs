@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopCondition {
     /// Stop as soon as the generated text contains any of these strings. The matched
-    /// string is kept at the end of the continuation's text.
+    /// string is kept in the continuation's text, which runs to the end of the token
+    /// that completed it (a token is never split, so the text is exactly what the
+    /// continuation's state holds: a `\n` stop matched inside a `\n\n` token keeps both).
     pub stop_strings: Vec<String>,
     /// Stop after this many generated tokens.
     pub max_tokens: usize,

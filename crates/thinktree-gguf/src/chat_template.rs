@@ -15,7 +15,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, ErrorKind, context};
 
 use crate::error::{Error, Result};
-use thinktree_engine::{ChatMessage, Role};
+use thinktree_engine::{ChatMessage, Prompt, Role};
 
 /// Name the single template is stored under inside its environment.
 const TEMPLATE_NAME: &str = "chat";
@@ -126,12 +126,74 @@ impl ChatTemplate {
     /// that fails (e.g. calls `raise_exception` on an unsupported role order) is
     /// [`Error::ChatTemplate`].
     pub fn apply(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        self.render(messages, &contents, add_generation_prompt)
+    }
+
+    /// [`apply`](Self::apply) as a [`Prompt`]: the template's text as markup, each
+    /// message's content as literal text, so nothing a message says is ever read as a
+    /// control token.
+    ///
+    /// The template is rendered once more with a unique marker in place of each content;
+    /// the text between markers is the template's. That must reproduce the real rendering
+    /// with the contents put back (as given, or trimmed for templates that `| trim`
+    /// them); a template that rewrites contents in another way is a typed error rather
+    /// than a prompt whose user text might be parsed.
+    pub fn apply_prompt(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<Prompt> {
+        let real = self.apply(messages, add_generation_prompt)?;
+        let marks: Vec<String> = (0..messages.len())
+            .map(|i| format!("\u{E000}thinktree-content-{i}\u{E001}"))
+            .collect();
+        let marked: Vec<&str> = marks.iter().map(String::as_str).collect();
+        let skeleton = self.render(messages, &marked, add_generation_prompt)?;
+        // Split the skeleton at the markers, in order of appearance.
+        let mut parts: Vec<(String, Option<usize>)> = Vec::new();
+        let mut rest = skeleton.as_str();
+        while let Some((at, i)) = marks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| rest.find(m.as_str()).map(|at| (at, i)))
+            .min()
+        {
+            parts.push((rest[..at].to_string(), Some(i)));
+            rest = &rest[at + marks[i].len()..];
+        }
+        parts.push((rest.to_string(), None));
+        for trim in [false, true] {
+            let mut p = Prompt::new();
+            for (markup, content) in &parts {
+                p.push_markup(markup.clone());
+                if let Some(i) = content {
+                    let c = messages[*i].content.as_str();
+                    p.push_text(if trim { c.trim() } else { c });
+                }
+            }
+            if p.to_text() == real {
+                return Ok(p);
+            }
+        }
+        Err(Error::ChatTemplate(
+            "the template rewrites message contents, so user text cannot be kept apart from its control tokens".into(),
+        ))
+    }
+
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        contents: &[&str],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         if messages.is_empty() {
             return Err(Error::Empty("chat template applied to no messages"));
         }
         let msgs: Vec<minijinja::Value> = messages
             .iter()
-            .map(|m| context! { role => role_name(m.role), content => m.content.as_str() })
+            .zip(contents)
+            .map(|(m, c)| context! { role => role_name(m.role), content => *c })
             .collect();
         let tpl = self
             .env

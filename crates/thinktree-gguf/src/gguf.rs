@@ -3,9 +3,13 @@
 //! template) uses.
 //!
 //! The header, metadata and tensor directory are parsed by candle's `gguf_file` reader;
-//! this module checks what that reader does not (magic and version before anything is
-//! read, tensors that point past the end of the file) so a half-downloaded model fails at
-//! open time, not in a tensor read.
+//! this module checks what that reader does not, before it runs: magic and version, and
+//! every length the file states (string lengths, array lengths, tensor and metadata
+//! counts, tensor dimension counts) against the bytes the file actually has. candle
+//! allocates what a length says, so a crafted length of 2^60 aborted the whole process
+//! ("memory allocation failed") instead of failing the load; now it is an
+//! [`Error::InvalidGguf`]. After the read, tensors that point past the end of the file are
+//! rejected too, so a half-downloaded model fails at open time, not in a tensor read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,6 +31,8 @@ const HEADER_LEN: usize = 24;
 pub fn open(path: &Path) -> Result<(Content, File)> {
     let mut file = open_existing(path)?;
     check_header(path, &mut file)?;
+    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    check_lengths(path, &mut file)?;
     file.seek(SeekFrom::Start(0)).map_err(io(path))?;
     // Metadata is tens of thousands of tiny reads (one per token string); unbuffered,
     // each is a syscall and the header alone takes longer than building the tokenizer.
@@ -129,6 +135,190 @@ fn check_header(path: &Path, file: &mut File) -> Result<()> {
         return Err(invalid(path, format!("unsupported GGUF version {version}")));
     }
     Ok(())
+}
+
+/// Most dimensions a ggml tensor has.
+const MAX_DIMS: u64 = 4;
+/// Deepest nesting of metadata arrays accepted (GGUF files in the wild use 1).
+const MAX_ARRAY_DEPTH: u32 = 4;
+
+/// A bounds-checked walk over the header, metadata and tensor directory: every length
+/// must fit in what is left of the file, so the reader that runs next allocates nothing
+/// the file does not hold.
+fn check_lengths(path: &Path, file: &mut File) -> Result<()> {
+    let len = file.metadata().map_err(io(path))?.len();
+    let mut w = Walker {
+        r: BufReader::new(file),
+        pos: 0,
+        len,
+        path,
+    };
+    w.skip(4)?; // magic
+    let version = w.u32()?;
+    let count = |w: &mut Walker<'_>| -> Result<u64> {
+        if version == 1 {
+            Ok(u64::from(w.u32()?))
+        } else {
+            w.u64()
+        }
+    };
+    let n_tensors = count(&mut w)?;
+    let n_kv = count(&mut w)?;
+    // A metadata entry takes at least 12 bytes (key length, type, one-byte value), a
+    // tensor entry at least 24 (name length, dimension count, type, offset).
+    w.fits(n_kv, 12, "metadata entries")?;
+    w.fits(n_tensors, 24, "tensors")?;
+    for _ in 0..n_kv {
+        w.string(version, "metadata key")?;
+        let ty = w.u32()?;
+        w.value(version, ty, 0)?;
+    }
+    for _ in 0..n_tensors {
+        w.string(version, "tensor name")?;
+        let n_dims = u64::from(w.u32()?);
+        if n_dims > MAX_DIMS {
+            return Err(invalid(
+                path,
+                format!("a tensor has {n_dims} dimensions (at most {MAX_DIMS})"),
+            ));
+        }
+        let mut elems: u64 = 1;
+        for _ in 0..n_dims {
+            let d = count(&mut w)?;
+            elems = elems
+                .checked_mul(d)
+                .filter(|&e| e <= len.saturating_mul(8))
+                .ok_or_else(|| invalid(path, "a tensor's shape is larger than the file"))?;
+        }
+        w.skip(4 + 8)?; // type, offset (checked against the file after the read)
+    }
+    Ok(())
+}
+
+struct Walker<'a> {
+    r: BufReader<&'a mut File>,
+    pos: u64,
+    len: u64,
+    path: &'a Path,
+}
+
+impl Walker<'_> {
+    fn left(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    fn truncated(&self, what: &str) -> Error {
+        invalid(
+            self.path,
+            format!(
+                "truncated or corrupt: {what} at byte {} runs past the end ({} bytes)",
+                self.pos, self.len
+            ),
+        )
+    }
+
+    /// `n` items of at least `each` bytes must fit in what is left.
+    fn fits(&self, n: u64, each: u64, what: &str) -> Result<()> {
+        if n.checked_mul(each).is_none_or(|b| b > self.left()) {
+            return Err(invalid(
+                self.path,
+                format!(
+                    "claims {n} {what}, more than its {} remaining bytes can hold",
+                    self.left()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        if (N as u64) > self.left() {
+            return Err(self.truncated("a field"));
+        }
+        self.r.read_exact(&mut b).map_err(io(self.path))?;
+        self.pos += N as u64;
+        Ok(b)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes::<4>()?))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.bytes::<8>()?))
+    }
+
+    fn skip(&mut self, n: u64) -> Result<()> {
+        if n > self.left() {
+            return Err(self.truncated("a value"));
+        }
+        let n_i64 = i64::try_from(n).map_err(|_| self.truncated("a value"))?;
+        self.r.seek_relative(n_i64).map_err(io(self.path))?;
+        self.pos += n;
+        Ok(())
+    }
+
+    fn string(&mut self, version: u32, what: &str) -> Result<()> {
+        let n = if version == 1 {
+            u64::from(self.u32()?)
+        } else {
+            self.u64()?
+        };
+        if n > self.left() {
+            return Err(invalid(
+                self.path,
+                format!(
+                    "a {what} claims {n} bytes, more than the {} left in the file",
+                    self.left()
+                ),
+            ));
+        }
+        self.skip(n)
+    }
+
+    /// Skips one metadata value of GGUF type `ty`.
+    fn value(&mut self, version: u32, ty: u32, depth: u32) -> Result<()> {
+        match ty {
+            0 | 1 | 7 => self.skip(1), // u8, i8, bool
+            2 | 3 => self.skip(2),     // u16, i16
+            4..=6 => self.skip(4),     // u32, i32, f32
+            10..=12 => self.skip(8),   // u64, i64, f64
+            8 => self.string(version, "string value"),
+            9 => {
+                if depth >= MAX_ARRAY_DEPTH {
+                    return Err(invalid(self.path, "metadata arrays nested too deep"));
+                }
+                let elem = self.u32()?;
+                let n = if version == 1 {
+                    u64::from(self.u32()?)
+                } else {
+                    self.u64()?
+                };
+                let each = match elem {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4..=6 => 4,
+                    10..=12 => 8,
+                    8 => 8,  // at least a length per string
+                    9 => 12, // at least a type and a length per array
+                    other => {
+                        return Err(invalid(self.path, format!("unknown metadata type {other}")));
+                    }
+                };
+                self.fits(n, each, "array elements")?;
+                if matches!(elem, 8 | 9) {
+                    for _ in 0..n {
+                        self.value(version, elem, depth + 1)?;
+                    }
+                    Ok(())
+                } else {
+                    self.skip(n * each)
+                }
+            }
+            other => Err(invalid(self.path, format!("unknown metadata type {other}"))),
+        }
+    }
 }
 
 /// Typed reads of a GGUF's metadata: a missing key or a value of the wrong type is an

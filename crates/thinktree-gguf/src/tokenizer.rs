@@ -314,8 +314,9 @@ impl GgufTokenizer {
     ///
     /// With `parse_special`, control tokens written in the text (`<|im_start|>`) become
     /// their ids, which is what a rendered chat prompt needs; without it they are
-    /// tokenized as ordinary text, which is what user-supplied content needs. BOS is
-    /// prepended only when the GGUF says `add_bos_token = true` (SmolLM2 says false).
+    /// tokenized as ordinary text, which is what user-supplied content needs. BOS is never
+    /// added here: a sequence's first tokens go through [`with_bos`](Self::with_bos), so
+    /// BOS starts a sequence once and never lands mid-context.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         let tok = if parse_special {
             &self.special
@@ -325,13 +326,24 @@ impl GgufTokenizer {
         let enc = tok
             .encode_fast(text, self.post_process)
             .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
-        let ids = enc.get_ids();
-        let mut out = Vec::with_capacity(ids.len() + 1);
-        if self.add_bos {
-            out.extend(self.bos);
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Whether the GGUF asks for BOS at the start of a sequence
+    /// (`tokenizer.ggml.add_bos_token`; SmolLM2 says false, Llama and Gemma true).
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// The first tokens of a sequence: BOS prepended when the model asks for it and the
+    /// tokens do not already start with it (a template that writes `{{ bos_token }}`).
+    pub fn with_bos(&self, mut ids: Vec<u32>) -> Vec<u32> {
+        if let Some(bos) = self.bos.filter(|_| self.add_bos)
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
         }
-        out.extend_from_slice(ids);
-        Ok(out)
+        ids
     }
 
     /// The exact bytes the ids stand for, special tokens included as their text.

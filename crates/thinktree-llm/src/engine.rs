@@ -11,7 +11,9 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use thinktree_engine::{ChatMessage, Continuation, Engine, FinishReason, SampleParams, Usage};
+use thinktree_engine::{
+    ChatMessage, Continuation, Engine, FinishReason, Piece, Prompt, SampleParams, Usage,
+};
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 type EngineResult<T> = thinktree_engine::Result<T>;
@@ -148,6 +150,21 @@ impl LocalEngine {
         Ok((child, usage))
     }
 
+    /// The token ids [`Engine::extend_prompt`] appends for `prompt`: markup pieces with
+    /// control tokens parsed, text pieces literal, and BOS first when `at_start` and the
+    /// model asks for it. Nothing is empty-padded: an empty prompt gives no ids.
+    pub fn prompt_ids(&self, prompt: &Prompt, at_start: bool) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for piece in prompt.pieces() {
+            let special = matches!(piece, Piece::Markup(_));
+            ids.extend(self.tokenizer.encode(piece.as_str(), special)?);
+        }
+        if at_start && !ids.is_empty() {
+            ids = self.tokenizer.with_bos(ids);
+        }
+        Ok(ids)
+    }
+
     /// The raw next-token logits after `state` (computing what is missing).
     pub fn next_logits(&self, state: &KvState) -> Result<(Arc<Vec<f32>>, Usage)> {
         let prep = self.cache.prepare(&self.model, state, true)?;
@@ -258,8 +275,11 @@ impl LocalEngine {
                     row.logprobs.push(lp);
                     usage.generated_tokens += 1;
                     let text = self.tokenizer.decode(&row.tokens)?;
-                    if let Some((end, s)) = find_stop(&text, &params.stop.stop_strings) {
-                        row.text = text[..end].to_string();
+                    if let Some((_, s)) = find_stop(&text, &params.stop.stop_strings) {
+                        // The text runs to the end of the token that completed the stop
+                        // string: cut inside a token (SmolLM2's `ĊĊ` under a `\n` stop)
+                        // it would disagree with the cached tokens the state continues.
+                        row.text = text;
                         row.finish = Some(FinishReason::Stop(s.to_string()));
                         continue;
                     }
@@ -366,10 +386,10 @@ impl Engine for LocalEngine {
         self.name.clone()
     }
 
-    /// Special-token markers in `text` (such as `<|im_start|>`) become their ids, exactly
-    /// as [`Engine::extend`] tokenizes.
+    /// Literal text: a special-token string in `text` (such as `<|im_start|>`) stays
+    /// ordinary characters, exactly as [`Engine::extend`] tokenizes.
     fn tokenize(&self, text: &str) -> EngineResult<Vec<u32>> {
-        Ok(self.tokenizer.encode(text, true)?)
+        Ok(self.tokenizer.encode(text, false)?)
     }
 
     fn detokenize(&self, ids: &[u32]) -> EngineResult<String> {
@@ -380,8 +400,10 @@ impl Engine for LocalEngine {
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
-    ) -> EngineResult<String> {
-        Ok(self.template.apply(messages, add_generation_prompt)?)
+    ) -> EngineResult<Prompt> {
+        Ok(self
+            .template
+            .apply_prompt(messages, add_generation_prompt)?)
     }
 
     fn root(&self) -> KvState {
@@ -393,7 +415,11 @@ impl Engine for LocalEngine {
     }
 
     fn extend(&self, parent: &KvState, text: &str) -> EngineResult<(KvState, Usage)> {
-        let ids = self.tokenizer.encode(text, true)?;
+        self.extend_prompt(parent, &Prompt::text(text))
+    }
+
+    fn extend_prompt(&self, parent: &KvState, prompt: &Prompt) -> EngineResult<(KvState, Usage)> {
+        let ids = self.prompt_ids(prompt, parent.is_empty())?;
         Ok(self.extend_tokens(parent, &ids)?)
     }
 

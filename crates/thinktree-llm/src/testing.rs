@@ -45,6 +45,8 @@ pub struct TinyModelConfig {
     pub seed: u64,
     /// Write a qwen2 model (rotary over halves, q/k/v biases) instead of a llama one.
     pub qwen2: bool,
+    /// Set `tokenizer.ggml.add_bos_token` (as Llama and Gemma files do).
+    pub add_bos: bool,
 }
 
 impl Default for TinyModelConfig {
@@ -60,6 +62,7 @@ impl Default for TinyModelConfig {
             untied_output: false,
             seed: 42,
             qwen2: false,
+            add_bos: false,
         }
     }
 }
@@ -186,6 +189,13 @@ pub fn write_tiny_llama_gguf(path: &Path, cfg: &TinyModelConfig) -> Result<()> {
         metadata.push((format!("{arch}.{key}"), value));
     }
     metadata.extend(tiny_tokenizer_metadata());
+    if cfg.add_bos {
+        for (k, v) in &mut metadata {
+            if k == "tokenizer.ggml.add_bos_token" {
+                *v = Value::Bool(true);
+            }
+        }
+    }
     Ok(write_gguf(path, &metadata, &tensors)?)
 }
 

@@ -1,7 +1,7 @@
 //! The prompt a problem is posed with.
 
 use crate::error::{Error, Result};
-use thinktree_engine::ChatMessage;
+use thinktree_engine::{ChatMessage, Piece, Prompt};
 use thinktree_engine::{Engine, Usage};
 
 use super::split::StepSplit;
@@ -13,13 +13,14 @@ pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant. Solve the 
 /// Extra instruction when steps are cut at "Step k:" markers, so that the model writes them.
 const STEP_MARKER_HINT: &str = " Write each step on its own line as 'Step k: ...'.";
 
-/// The full prompt text (chat template applied, ending where the answer begins).
+/// The full prompt (chat template applied, ending where the answer begins). The question
+/// and system prompt are literal text pieces: nothing in them is read as a control token.
 pub fn prompt_text<E: Engine>(
     engine: &E,
     system: Option<&str>,
     question: &str,
     split: StepSplit,
-) -> Result<String> {
+) -> Result<Prompt> {
     if question.trim().is_empty() {
         return Err(Error::EmptyPrompt("question"));
     }
@@ -33,7 +34,7 @@ pub fn prompt_text<E: Engine>(
     )?;
     if split == StepSplit::StepMarker {
         // Seed the format: the first step starts with its marker already written.
-        text.push_str("Step 1:");
+        text.push_text("Step 1:");
     }
     Ok(text)
 }
@@ -45,15 +46,15 @@ pub fn root_state<E: Engine>(
     question: &str,
     split: StepSplit,
 ) -> Result<(E::State, Usage)> {
-    let text = prompt_text(engine, system, question, split)?;
-    Ok(engine.extend(&engine.root(), &text)?)
+    let prompt = prompt_text(engine, system, question, split)?;
+    Ok(engine.extend_prompt(&engine.root(), &prompt)?)
 }
 
 /// The chat-template text that closes the assistant turn, asks `question` as the user,
 /// and opens the next assistant turn. Appended to a partial solution's state, it lets the
 /// same cached context answer a judging question (self-evaluation) by reading only these
-/// new tokens.
-pub fn followup_suffix<E: Engine>(engine: &E, question: &str) -> Result<String> {
+/// new tokens. The question is a literal text piece.
+pub fn followup_suffix<E: Engine>(engine: &E, question: &str) -> Result<Prompt> {
     const MARK: &str = "\u{2063}THINKTREE_SPLIT\u{2063}";
     let full = engine.chat_prompt(
         &[
@@ -64,8 +65,17 @@ pub fn followup_suffix<E: Engine>(engine: &E, question: &str) -> Result<String> 
         ],
         true,
     )?;
-    let at = full
-        .find(MARK)
+    let pieces = full.pieces();
+    let at = pieces
+        .iter()
+        .position(|p| *p == Piece::Text(MARK.into()))
         .ok_or_else(|| Error::Prompt("the template dropped the assistant message".into()))?;
-    Ok(full[at + MARK.len()..].to_string())
+    let mut suffix = Prompt::new();
+    for p in &pieces[at + 1..] {
+        match p {
+            Piece::Markup(s) => suffix.push_markup(s.clone()),
+            Piece::Text(s) => suffix.push_text(s.clone()),
+        }
+    }
+    Ok(suffix)
 }

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use thinktree_engine::{
-    ChatMessage, Continuation, Engine, Error, FinishReason, Result, SampleParams, Usage,
+    ChatMessage, Continuation, Engine, Error, FinishReason, Prompt, Result, SampleParams, Usage,
 };
 
 pub const PROMPT_END: &str = "<assistant>\n";
@@ -70,19 +70,17 @@ impl Engine for ScriptEngine {
         Ok(ids.iter().filter_map(|&i| char::from_u32(i)).collect())
     }
 
-    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let mut s = String::new();
+    fn chat_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Prompt> {
+        let mut p = Prompt::new();
         for m in messages {
-            s.push_str(&format!(
-                "<{}>\n{}</end>\n",
-                format!("{:?}", m.role).to_lowercase(),
-                m.content
-            ));
+            p.push_markup(format!("<{}>\n", format!("{:?}", m.role).to_lowercase()));
+            p.push_text(m.content.clone());
+            p.push_markup("</end>\n");
         }
         if add_generation_prompt {
-            s.push_str(PROMPT_END);
+            p.push_markup(PROMPT_END);
         }
-        Ok(s)
+        Ok(p)
     }
 
     fn root(&self) -> String {
@@ -102,6 +100,10 @@ impl Engine for ScriptEngine {
             forward_calls: 1,
         };
         Ok((format!("{parent}{text}"), self.bill(u)))
+    }
+
+    fn extend_prompt(&self, parent: &String, prompt: &Prompt) -> Result<(String, Usage)> {
+        self.extend(parent, &prompt.to_text())
     }
 
     fn sample(

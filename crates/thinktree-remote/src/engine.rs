@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
 
-use thinktree_engine::{ChatMessage, Continuation, Engine, SampleParams, Usage};
+use thinktree_engine::{ChatMessage, Continuation, Engine, Piece, Prompt, SampleParams, Usage};
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 use crate::error::{Error, Result};
@@ -170,7 +170,7 @@ impl RemoteEngine {
             feature: "logprobs",
         })?;
         let (finish, text) = finish_of(choice, &params.stop.stop_strings);
-        let tokens = self.tokenizer.encode(&text, true)?;
+        let tokens = self.tokenizer.encode(&text, false)?;
         let logprobs = lp.token_logprobs.iter().flatten().copied().collect();
         Ok(Continuation {
             state: state.child(&text, tokens.len()),
@@ -194,7 +194,7 @@ fn usage_of(
         prompt_tokens: prompt_tokens as u64,
         completion_tokens: choices
             .iter()
-            .map(|c| tok.encode(&c.text, true).map(|t| t.len()).unwrap_or(0) as u64)
+            .map(|c| tok.encode(&c.text, false).map(|t| t.len()).unwrap_or(0) as u64)
             .sum(),
         prompt_tokens_details: None,
     });
@@ -224,7 +224,7 @@ impl Engine for RemoteEngine {
     }
 
     fn tokenize(&self, text: &str) -> thinktree_engine::Result<Vec<u32>> {
-        Ok(self.tokenizer.encode(text, true)?)
+        Ok(self.tokenizer.encode(text, false)?)
     }
 
     fn detokenize(&self, ids: &[u32]) -> thinktree_engine::Result<String> {
@@ -235,8 +235,10 @@ impl Engine for RemoteEngine {
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
-    ) -> thinktree_engine::Result<String> {
-        Ok(self.template.apply(messages, add_generation_prompt)?)
+    ) -> thinktree_engine::Result<Prompt> {
+        Ok(self
+            .template
+            .apply_prompt(messages, add_generation_prompt)?)
     }
 
     fn root(&self) -> RemoteState {
@@ -254,11 +256,39 @@ impl Engine for RemoteEngine {
         parent: &RemoteState,
         text: &str,
     ) -> thinktree_engine::Result<(RemoteState, Usage)> {
+        self.extend_prompt(parent, &Prompt::text(text))
+    }
+
+    /// Markup is sent as written; text is checked first: one holding a control token's
+    /// string is refused ([`Error::ControlTokenInText`]), since the server would parse it.
+    fn extend_prompt(
+        &self,
+        parent: &RemoteState,
+        prompt: &Prompt,
+    ) -> thinktree_engine::Result<(RemoteState, Usage)> {
+        let mut n = 0;
+        for piece in prompt.pieces() {
+            let literal = self.tokenizer.encode(piece.as_str(), false)?;
+            if let Piece::Text(t) = piece {
+                let parsed = self.tokenizer.encode(t, true)?;
+                if parsed != literal {
+                    let token = parsed
+                        .iter()
+                        .find(|id| !literal.contains(id))
+                        .and_then(|&id| self.tokenizer.decode(&[id]).ok())
+                        .unwrap_or_default();
+                    return Err(Error::ControlTokenInText { token }.into());
+                }
+                n += literal.len();
+            } else {
+                n += self.tokenizer.encode(piece.as_str(), true)?.len();
+            }
+        }
+        let text = prompt.to_text();
         if text.is_empty() {
             return Ok((parent.clone(), Usage::default()));
         }
-        let n = self.tokenizer.encode(text, true)?.len();
-        Ok((parent.child(text, n), Usage::default()))
+        Ok((parent.child(&text, n), Usage::default()))
     }
 
     /// One request with `n` samples; servers that return fewer (llama.cpp's) get the

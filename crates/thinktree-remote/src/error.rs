@@ -54,6 +54,17 @@ pub enum Error {
         /// The missing feature (e.g. `"logprobs"`).
         feature: &'static str,
     },
+    /// User text holds a control token's string. An OpenAI-compatible server tokenizes a
+    /// string prompt with control tokens parsed, and some (llama-cpp-python's) accept no
+    /// token-id prompt, so such text cannot be sent as literal text: it is refused before
+    /// any request.
+    #[error(
+        "the prompt's text contains the control token {token:?}; a server would read it as one, so it is not sent"
+    )]
+    ControlTokenInText {
+        /// The control token's text.
+        token: String,
+    },
     /// The GGUF's tokenizer or chat template could not be read or applied.
     #[error(transparent)]
     Gguf(#[from] thinktree_gguf::Error),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use thinktree_engine::{Engine, Usage};
+use thinktree_engine::{Engine, Prompt, Usage};
 
 use crate::records::StepRecord;
 
@@ -23,13 +23,13 @@ pub fn step_features<E: Engine>(
     let mut out = Vec::with_capacity(records.len());
     // Keyed by generated text: the states of the current prompt only, so memory stays
     // bounded by one problem's tree.
-    let mut prompt: Option<(String, E::State)> = None;
+    let mut prompt: Option<(Prompt, E::State)> = None;
     let mut states: HashMap<String, E::State> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         let root = match &prompt {
             Some((p, s)) if *p == r.prompt => s.clone(),
             _ => {
-                let (s, u) = engine.extend(&engine.root(), &r.prompt)?;
+                let (s, u) = engine.extend_prompt(&engine.root(), &r.prompt)?;
                 usage += u;
                 states.clear();
                 prompt = Some((r.prompt.clone(), s.clone()));

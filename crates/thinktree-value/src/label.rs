@@ -4,6 +4,7 @@
 //! answer matches the gold answer. The search never sees the gold answer; it is used here,
 //! after the search, to label what the search found.
 
+use thinktree_engine::Prompt;
 use thinktree_reason::SearchTree;
 use thinktree_reason::answer::answers_match;
 
@@ -72,7 +73,7 @@ pub fn label_tree(
     rollouts: &[Rollout],
     problem: &str,
     question: &str,
-    prompt: &str,
+    prompt: &Prompt,
     gold: &str,
     opts: &LabelOptions,
 ) -> Vec<Record> {
@@ -110,7 +111,7 @@ pub fn label_tree(
             version: RECORD_VERSION,
             problem: problem.to_string(),
             question: question.to_string(),
-            prompt: prompt.to_string(),
+            prompt: prompt.clone(),
             steps,
             step,
             context,
@@ -153,7 +154,7 @@ pub fn label_tree(
                     version: RECORD_VERSION,
                     problem: problem.to_string(),
                     question: question.to_string(),
-                    prompt: prompt.to_string(),
+                    prompt: prompt.clone(),
                     steps,
                     context,
                     better: side(b),

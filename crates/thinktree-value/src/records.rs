@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use thinktree_engine::Prompt;
 
 use crate::error::{Error, Result};
 
@@ -23,8 +24,9 @@ pub struct StepRecord {
     pub problem: String,
     /// The question.
     pub question: String,
-    /// The full prompt text the search started from (chat template applied).
-    pub prompt: String,
+    /// The prompt the search started from (chat template applied; its question a literal
+    /// text piece). An older record's plain string reads as one markup piece.
+    pub prompt: Prompt,
     /// Displayed steps before this one.
     pub steps: Vec<String>,
     /// This step, as displayed.
@@ -78,8 +80,8 @@ pub struct PairRecord {
     pub problem: String,
     /// The question.
     pub question: String,
-    /// The full prompt text.
-    pub prompt: String,
+    /// The prompt the search started from (see [`StepRecord::prompt`]).
+    pub prompt: Prompt,
     /// Displayed steps before the two siblings.
     pub steps: Vec<String>,
     /// Generated text before the two siblings, as sampled.

@@ -2,4 +2,5 @@
 //!
 //! One test binary per crate: each topic is a module here.
 
+mod crafted;
 mod tokenizer;

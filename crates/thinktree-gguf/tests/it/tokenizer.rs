@@ -337,7 +337,12 @@ fn add_bos_token_is_honoured() {
         .metadata
         .insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
     let tok = GgufTokenizer::from_gguf(&content).expect("tokenizer");
-    assert_eq!(tok.encode("z", false).expect("encode"), vec![1, 3 + 0x7A]);
+    assert!(tok.adds_bos());
+    // Encoding never adds BOS (it would land mid-context); a sequence's start gets it once.
+    let ids = tok.encode("z", false).expect("encode");
+    assert_eq!(ids, vec![3 + 0x7A]);
+    assert_eq!(tok.with_bos(ids), vec![1, 3 + 0x7A]);
+    assert_eq!(tok.with_bos(vec![1, 5]), vec![1, 5]);
 }
 
 fn expect_metadata_error(content: &Content, key: &str) {

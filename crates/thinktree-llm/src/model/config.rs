@@ -4,8 +4,7 @@ use thinktree_gguf::gguf::{Content, Metadata};
 
 use crate::error::{Error, Result};
 
-/// Positions for which rotary tables are precomputed when the GGUF does not state a
-/// context length.
+/// The context limit when the GGUF does not state one.
 const DEFAULT_CONTEXT: usize = 4096;
 
 /// Hyper-parameters read from GGUF metadata.
@@ -66,7 +65,20 @@ impl ModelConfig {
                 "inconsistent shape: {n_layer} layers, {n_head} heads, {n_kv_head} kv heads, width {hidden}"
             )));
         }
+        // Each block has at least its attention and MLP tensors: a layer count beyond the
+        // file's tensors is a crafted or broken header, not a model.
+        if n_layer > ct.tensor_infos.len() {
+            return Err(Error::UnsupportedModel(format!(
+                "{n_layer} layers but only {} tensors in the file",
+                ct.tensor_infos.len()
+            )));
+        }
         let head_dim = hidden / n_head;
+        if head_dim % 2 != 0 {
+            return Err(Error::UnsupportedModel(format!(
+                "odd head width {head_dim} (rotary embeddings rotate pairs)"
+            )));
+        }
         if let Some(rd) = md.opt_usize(&key("rope.dimension_count"))?
             && rd != head_dim
         {
@@ -76,14 +88,29 @@ impl ModelConfig {
         }
         let rope_base = md.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0);
         let rms_eps = md.f32(&key("attention.layer_norm_rms_epsilon"))?;
+        if !(rope_base.is_finite() && rope_base > 0.0 && rms_eps.is_finite() && rms_eps >= 0.0) {
+            return Err(Error::UnsupportedModel(format!(
+                "rope base {rope_base} / rms epsilon {rms_eps} out of range"
+            )));
+        }
+        // Only a limit: nothing is sized by it (rotary angles are computed per position),
+        // so a crafted 0xFFFFFFF0 costs nothing.
         let context_length = md
             .opt_usize(&key("context_length"))?
             .unwrap_or(DEFAULT_CONTEXT);
+        if context_length == 0 {
+            return Err(Error::UnsupportedModel("context length 0".into()));
+        }
         let embd = ct
             .tensor_infos
             .get("token_embd.weight")
             .ok_or_else(|| Error::UnsupportedModel("missing tensor token_embd.weight".into()))?;
-        let vocab = embd.shape.dims2()?.0;
+        let (vocab, embd_width) = embd.shape.dims2()?;
+        if embd_width != hidden || vocab == 0 {
+            return Err(Error::UnsupportedModel(format!(
+                "token_embd.weight is {vocab} x {embd_width}, the metadata says width {hidden}"
+            )));
+        }
         Ok(Self {
             rope_neox: arch == "qwen2",
             arch,

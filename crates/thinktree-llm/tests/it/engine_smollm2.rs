@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use thinktree_engine::{Engine, SampleParams, StopCondition};
+use thinktree_engine::{ChatMessage, Engine, FinishReason, SampleParams, StopCondition};
 use thinktree_llm::model::WeightFormat;
 use thinktree_llm::{EngineOptions, LocalEngine};
 
@@ -128,8 +128,22 @@ fn candle_transformers_run(ids: &[u32], steps: usize) -> (Vec<f32>, Vec<u32>) {
 
 #[test]
 fn tokenizer_matches_reference_prompt() {
+    // The reference prompt is a rendered chat (system + user). Rendered here as pieces
+    // (template markup parsed, message contents literal) it must give llama.cpp's ids for
+    // the whole string.
     let r = reference();
-    assert_eq!(engine().tokenize(&r.prompt).unwrap(), r.prompt_ids);
+    let between = |open: &str| {
+        let at = r.prompt.find(open).unwrap() + open.len();
+        let end = at + r.prompt[at..].find("<|im_end|>").unwrap();
+        r.prompt[at..end].to_string()
+    };
+    let (system, user) = (between("<|im_start|>system\n"), between("<|im_start|>user\n"));
+    let e = engine();
+    let prompt = e
+        .chat_prompt(&[ChatMessage::system(system), ChatMessage::user(user)], true)
+        .unwrap();
+    assert_eq!(prompt.to_text(), r.prompt);
+    assert_eq!(e.prompt_ids(&prompt, true).unwrap(), r.prompt_ids);
 }
 
 #[test]
@@ -277,4 +291,36 @@ fn int8_kernel_tracks_exact_weights() {
     let b = x.sample(&sx, 1, &greedy).unwrap().0;
     assert_eq!(a[0].tokens, b[0].tokens, "greedy continuations differ");
     eprintln!("8-bit vs f32 weights: max |logit diff| {d}");
+}
+
+/// Under the newline split on the real model, every step's text is exactly its tokens'
+/// text and re-tokenizes to the cached ids (a stop inside a token, SmolLM2's `ĊĊ`, keeps
+/// the whole token: `stop_strings_end_the_text` forces that case on the tiny vocabulary).
+#[test]
+fn a_stop_inside_a_token_keeps_text_and_cache_in_agreement() {
+    let e = int8_engine();
+    let prompt = e
+        .chat_prompt(
+            &[ChatMessage::user(
+                "Write a poem about the sea in three stanzas.",
+            )],
+            true,
+        )
+        .unwrap();
+    let (s, _) = e.extend_prompt(&e.root(), &prompt).unwrap();
+    let mut state = s.clone();
+    for _ in 0..12 {
+        let (c, _) = e
+            .sample(&state, 1, &SampleParams::greedy(StopCondition::newline(80)))
+            .unwrap();
+        let c = c.into_iter().next().unwrap();
+        assert_eq!(c.text, e.detokenize(&c.tokens).unwrap());
+        assert_eq!(&c.state.tokens()[state.len()..], &c.tokens[..]);
+        assert_eq!(e.tokenize(&c.text).unwrap(), c.tokens, "{:?}", c.text);
+
+        if c.finish == FinishReason::Eos {
+            break;
+        }
+        state = c.state;
+    }
 }

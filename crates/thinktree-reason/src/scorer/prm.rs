@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::prompt::{followup_suffix, prompt_text};
 use crate::split::StepSplit;
-use thinktree_engine::{Engine, Usage};
+use thinktree_engine::{Engine, Prompt, Usage};
 
 use super::self_eval::{SELF_EVAL_QUESTION, verdict_token_ids, yes_probability};
 use super::{ScoreItem, Scorer};
@@ -20,7 +20,7 @@ use super::{ScoreItem, Scorer};
 pub struct PrmScorer<P: Engine> {
     judge: P,
     cache: Mutex<Option<(String, P::State)>>,
-    prepared: Mutex<Option<(String, Vec<u32>, usize)>>,
+    prepared: Mutex<Option<(Prompt, Vec<u32>, usize)>>,
 }
 
 impl<P: Engine> PrmScorer<P> {
@@ -43,13 +43,13 @@ impl<P: Engine> PrmScorer<P> {
         {
             return Ok((s.clone(), Usage::default()));
         }
-        let text = prompt_text(&self.judge, None, question, StepSplit::Newline)?;
-        let (s, u) = self.judge.extend(&self.judge.root(), &text)?;
+        let prompt = prompt_text(&self.judge, None, question, StepSplit::Newline)?;
+        let (s, u) = self.judge.extend_prompt(&self.judge.root(), &prompt)?;
         *cache = Some((question.to_string(), s.clone()));
         Ok((s, u))
     }
 
-    fn prepared(&self) -> Result<(String, Vec<u32>, usize)> {
+    fn prepared(&self) -> Result<(Prompt, Vec<u32>, usize)> {
         let mut p = self
             .prepared
             .lock()
@@ -84,8 +84,10 @@ impl<E: Engine, P: Engine> Scorer<E> for PrmScorer<P> {
         for it in items {
             let (q, u) = self.question_state(it.question)?;
             usage += u;
-            let text = format!("{}{suffix}", it.steps.join("\n"));
-            let (asked, u) = self.judge.extend(&q, &text)?;
+            // The steps are the policy's words: literal text, then the template's suffix.
+            let mut text = Prompt::text(it.steps.join("\n"));
+            text.append(&suffix);
+            let (asked, u) = self.judge.extend_prompt(&q, &text)?;
             usage += u;
             let (lp, u) = self.judge.next_token_logprobs(&asked, &ids)?;
             usage += u;

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::prompt::followup_suffix;
-use thinktree_engine::{Engine, Usage};
+use thinktree_engine::{Engine, Prompt, Usage};
 
 use super::{ScoreItem, Scorer};
 
@@ -23,7 +23,7 @@ pub struct SelfEvalScorer {
 
 #[derive(Debug, Clone)]
 struct Prepared {
-    suffix: String,
+    suffix: Prompt,
     yes: Vec<u32>,
     no: Vec<u32>,
 }
@@ -108,7 +108,7 @@ impl<E: Engine> Scorer<E> for SelfEvalScorer {
         let mut usage = Usage::default();
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            let (asked, u) = engine.extend(it.state, &p.suffix)?;
+            let (asked, u) = engine.extend_prompt(it.state, &p.suffix)?;
             usage += u;
             let (lp, u) = engine.next_token_logprobs(&asked, &ids)?;
             usage += u;

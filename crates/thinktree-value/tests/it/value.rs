@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use thinktree_engine::Engine;
+use thinktree_engine::{Engine, Prompt};
 use thinktree_llm::testing::{TinyModelConfig, tiny_engine};
 use thinktree_llm::{EngineOptions, LocalEngine};
 use thinktree_reason::testing::ScriptEngine;
@@ -231,7 +231,7 @@ fn step(problem: &str, step: &str, mc: f64) -> StepRecord {
         version: RECORD_VERSION,
         problem: problem.into(),
         question: "Q?".into(),
-        prompt: "<prompt>\n".into(),
+        prompt: Prompt::markup("<prompt>\n"),
         steps: vec![],
         step: step.into(),
         context: String::new(),
@@ -256,7 +256,7 @@ fn records_round_trip_and_bad_lines_name_file_and_line() {
             version: RECORD_VERSION,
             problem: "p:0".into(),
             question: "Q?".into(),
-            prompt: "<prompt>\n".into(),
+            prompt: Prompt::markup("<prompt>\n"),
             steps: vec![],
             context: String::new(),
             better: thinktree_value::PairSide {
@@ -361,7 +361,7 @@ fn labels_are_math_shepherd_estimates_with_rollouts_and_pairs() {
         &rollouts,
         "p:1",
         "Q?",
-        "<p>",
+        &Prompt::markup("<p>"),
         "5.0",
         &LabelOptions::default(),
     );
@@ -414,7 +414,15 @@ fn labels_are_math_shepherd_estimates_with_rollouts_and_pairs() {
         min_leaves: 2,
         pair_margin: 0.9,
     };
-    let recs = label_tree(&tree, &rollouts, "p:1", "Q?", "<p>", "5", &strict);
+    let recs = label_tree(
+        &tree,
+        &rollouts,
+        "p:1",
+        "Q?",
+        &Prompt::markup("<p>"),
+        "5",
+        &strict,
+    );
     assert_eq!(
         recs.iter().filter(|r| matches!(r, Record::Step(_))).count(),
         2
