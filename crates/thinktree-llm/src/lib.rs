@@ -53,3 +53,10 @@ pub mod testing;
 pub use engine::{EngineOptions, LocalEngine};
 pub use error::{Error, Result};
 pub use model::WeightFormat;
+
+/// The variant of the 8-bit matmul kernel this process runs (`avx2+fma` or `scalar`),
+/// chosen at run time from what the CPU reports, whatever the build's `-C target-cpu`
+/// (`THINKTREE_KERNEL=scalar` forces the portable reference).
+pub fn kernel() -> &'static str {
+    kernels::simd::Level::best().name()
+}

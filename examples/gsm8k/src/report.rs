@@ -44,6 +44,10 @@ pub struct MethodSummary {
     pub ci: (f64, f64),
     /// `covered / n`.
     pub coverage: f64,
+    /// Mean distinct candidate answers per problem (what aggregation chose among).
+    pub mean_candidates: f64,
+    /// Problems that ended with more than one distinct candidate.
+    pub multi_candidate: usize,
     /// Mean generated tokens per problem.
     pub mean_generated: f64,
     /// Mean computed token positions per problem.
@@ -67,6 +71,8 @@ pub fn summarize(records: &[Record], methods: &[String]) -> Vec<MethodSummary> {
             let correct = rs.iter().filter(|r| r.correct).count();
             let covered = rs.iter().filter(|r| r.covered).count();
             let errors = rs.iter().filter(|r| r.error.is_some()).count();
+            let candidates: usize = rs.iter().map(|r| r.candidates.len()).sum();
+            let multi_candidate = rs.iter().filter(|r| r.candidates.len() > 1).count();
             let generated: u64 = rs.iter().map(|r| r.generated_tokens).sum();
             let comp: u64 = rs.iter().map(|r| r.computed_tokens).sum();
             let calls: u64 = rs.iter().map(|r| r.model_calls).sum();
@@ -90,6 +96,8 @@ pub fn summarize(records: &[Record], methods: &[String]) -> Vec<MethodSummary> {
                 } else {
                     covered as f64 / n as f64
                 },
+                mean_candidates: mean(candidates as u64),
+                multi_candidate,
                 mean_generated: mean(generated),
                 mean_computed: mean(comp),
                 mean_calls: mean(calls),
@@ -103,12 +111,14 @@ pub fn summarize(records: &[Record], methods: &[String]) -> Vec<MethodSummary> {
 /// The summary as a Markdown table (also printed to the terminal).
 pub fn markdown_table(rows: &[MethodSummary]) -> String {
     let mut s = String::new();
-    s.push_str("| method | n | accuracy | 95% CI (Wilson) | coverage | gen tok/problem | computed tok/problem | model calls/problem | problems/min | tok/s |\n");
-    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("| method | n | accuracy | 95% CI (Wilson) | coverage | candidates/problem | >1 candidate | gen tok/problem | computed tok/problem | model calls/problem | problems/min | tok/s |\n");
+    s.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1}% ({}/{}) | {:.1}–{:.1}% | {:.1}% | {:.0} | {:.0} | {:.1} | {:.2} | {:.1} |",
+            "| {} | {} | {:.1}% ({}/{}) | {:.1}–{:.1}% | {:.1}% | {:.1} | {}/{} | {:.0} | {:.0} | {:.1} | {:.2} | {:.1} |",
             r.method,
             r.n,
             100.0 * r.accuracy,
@@ -117,6 +127,9 @@ pub fn markdown_table(rows: &[MethodSummary]) -> String {
             100.0 * r.ci.0,
             100.0 * r.ci.1,
             100.0 * r.coverage,
+            r.mean_candidates,
+            r.multi_candidate,
+            r.n,
             r.mean_generated,
             r.mean_computed,
             r.mean_calls,

@@ -38,11 +38,13 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
+use super::simd::{self, Level};
+
 /// Weights per block along the input dimension.
 pub(crate) const BLOCK: usize = 32;
 
 /// Output rows per panel: one 8-lane f32 vector of outputs.
-pub(super) const PANEL: usize = 8;
+pub(crate) const PANEL: usize = 8;
 /// Panels one rayon task computes: enough work to pay for the task, small enough that
 /// two threads share a 192-row projection evenly.
 const TASK_PANELS: usize = 4;
@@ -87,7 +89,7 @@ pub(crate) struct Int8Matrix {
 pub(super) const GROUPS: usize = BLOCK / 4;
 
 /// Activations quantized per block.
-pub(super) struct QuantRows {
+pub(crate) struct QuantRows {
     pub(super) q: Vec<i8>,
     pub(super) d: Vec<f32>,
     /// Per block, the sum of the dequantized values (for the `m` term).
@@ -278,6 +280,11 @@ impl Int8Matrix {
 
     /// `x @ W^T` for `x` of `n` rows of `cols` values, row-major; returns `n x rows`.
     pub(crate) fn matmul(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        self.matmul_with(Level::best(), x, n)
+    }
+
+    /// [`Int8Matrix::matmul`] with a given kernel variant (tests and benches compare them).
+    pub(crate) fn matmul_with(&self, level: Level, x: &[f32], n: usize) -> Result<Vec<f32>> {
         if n == 0 || x.len() != n * self.cols {
             return Err(Error::Shape(format!(
                 "8-bit matmul: {} inputs for {n} rows of {}",
@@ -293,12 +300,7 @@ impl Int8Matrix {
             .enumerate()
             .for_each(|(task, dst)| {
                 for (i, tile) in dst.chunks_exact_mut(PANEL * n).enumerate() {
-                    let panel = task * TASK_PANELS + i;
-                    for r in 0..n {
-                        for (o, v) in self.panel_row(panel, &acts, r).into_iter().enumerate() {
-                            tile[o * n + r] = v;
-                        }
-                    }
+                    simd::panel_tile(level, self, task * TASK_PANELS + i, &acts, n, tile);
                 }
             });
         if n == 1 {
@@ -322,47 +324,15 @@ impl Int8Matrix {
         Ok(out)
     }
 
-    /// The 8 outputs of `panel` for activation row `r`.
-    fn panel_row(&self, panel: usize, acts: &QuantRows, r: usize) -> [f32; PANEL] {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ))]
-        {
-            use super::int8_avx2::panel_row as p;
-            match (self.nonneg, self.narrow, self.m.is_some()) {
-                (true, true, true) => p::<true, true, true>(self, panel, acts, r),
-                (true, true, false) => p::<true, true, false>(self, panel, acts, r),
-                (true, false, true) => p::<true, false, true>(self, panel, acts, r),
-                (true, false, false) => p::<true, false, false>(self, panel, acts, r),
-                (false, true, true) => p::<false, true, true>(self, panel, acts, r),
-                (false, true, false) => p::<false, true, false>(self, panel, acts, r),
-                (false, false, true) => p::<false, false, true>(self, panel, acts, r),
-                (false, false, false) => p::<false, false, false>(self, panel, acts, r),
-            }
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        )))]
-        {
-            self.panel_row_scalar(panel, acts, r)
-        }
-    }
-
     /// The same arithmetic as the SIMD path, one output at a time: exact integer block
     /// sums, then per block `acc = fma(sum, d_w * d_a, acc)` (and the same for minimums).
-    #[cfg_attr(
-        all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ),
-        allow(dead_code)
-    )]
-    fn panel_row_scalar(&self, panel: usize, acts: &QuantRows, r: usize) -> [f32; PANEL] {
+    /// This is the reference every SIMD variant ([`super::simd`]) must equal bit for bit.
+    pub(super) fn panel_row_scalar(
+        &self,
+        panel: usize,
+        acts: &QuantRows,
+        r: usize,
+    ) -> [f32; PANEL] {
         let bpr = self.cols / BLOCK;
         let groups = &self.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS];
         let a = acts.q[r * self.cols..(r + 1) * self.cols]
@@ -552,7 +522,6 @@ mod tests {
         let (rows, cols, n) = (21, 96, 3);
         let wt = Tensor::from_vec(pseudo(rows * cols, 8), (rows, cols), &Device::Cpu).unwrap();
         let x = pseudo(n * cols, 10);
-        let acts = QuantRows::new(&x);
         for dt in [
             GgmlDType::Q8_0,
             GgmlDType::Q4_0,
@@ -565,14 +534,16 @@ mod tests {
             assert_eq!(m.nonneg, dt == GgmlDType::Q4_1, "{dt:?}");
             let four_bit = matches!(dt, GgmlDType::Q4_0 | GgmlDType::Q4_1);
             assert_eq!(m.narrow, four_bit, "{dt:?}");
-            for panel in 0..rows.div_ceil(PANEL) {
-                for r in 0..n {
-                    assert_eq!(
-                        m.panel_row(panel, &acts, r).map(f32::to_bits),
-                        m.panel_row_scalar(panel, &acts, r).map(f32::to_bits),
-                        "{dt:?} panel {panel} row {r}"
-                    );
-                }
+            // Every runtime-dispatched variant this CPU has gives the scalar bits.
+            let reference = m.matmul_with(Level::SCALAR, &x, n).unwrap();
+            for level in Level::available() {
+                let got = m.matmul_with(level, &x, n).unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{dt:?}: {} differs from scalar",
+                    level.name()
+                );
             }
         }
     }
@@ -600,7 +571,11 @@ mod tests {
         // (128 * 127 + 127 * 127) / 127.
         let want = (cols / 2) as f32 * (128.0 + 127.0);
         assert!((got - want).abs() < 1e-2, "{got} vs {want}");
-        let acts = QuantRows::new(&x);
-        assert_eq!(m.panel_row(0, &acts, 0), m.panel_row_scalar(0, &acts, 0));
+        for level in Level::available() {
+            assert_eq!(
+                m.matmul_with(level, &x, 1).unwrap()[0].to_bits(),
+                got.to_bits()
+            );
+        }
     }
 }

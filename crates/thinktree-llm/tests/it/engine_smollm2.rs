@@ -137,10 +137,16 @@ fn tokenizer_matches_reference_prompt() {
         let end = at + r.prompt[at..].find("<|im_end|>").unwrap();
         r.prompt[at..end].to_string()
     };
-    let (system, user) = (between("<|im_start|>system\n"), between("<|im_start|>user\n"));
+    let (system, user) = (
+        between("<|im_start|>system\n"),
+        between("<|im_start|>user\n"),
+    );
     let e = engine();
     let prompt = e
-        .chat_prompt(&[ChatMessage::system(system), ChatMessage::user(user)], true)
+        .chat_prompt(
+            &[ChatMessage::system(system), ChatMessage::user(user)],
+            true,
+        )
         .unwrap();
     assert_eq!(prompt.to_text(), r.prompt);
     assert_eq!(e.prompt_ids(&prompt, true).unwrap(), r.prompt_ids);

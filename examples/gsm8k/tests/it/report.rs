@@ -64,11 +64,13 @@ fn rec(
 
 #[test]
 fn summary_counts_means_and_rates() {
-    let rs = vec![
+    let mut rs = vec![
         rec("a:0", "sc", true, true, 100, 1000.0),
         rec("a:1", "sc", false, true, 300, 3000.0),
         rec("a:0", "greedy", false, false, 50, 500.0),
     ];
+    rs[0].candidates = vec![("4".into(), 3), ("5".into(), 1), ("6".into(), 1)];
+    rs[1].candidates = vec![("7".into(), 2)];
     let s = summarize(&rs, &["greedy".into(), "sc".into(), "mcts".into()]);
     assert_eq!(s.len(), 3);
     assert_eq!((s[1].n, s[1].correct, s[1].covered), (2, 1, 2));
@@ -76,8 +78,10 @@ fn summary_counts_means_and_rates() {
     assert!(close(s[1].mean_generated, 200.0) && close(s[1].mean_computed, 400.0));
     assert!(close(s[1].problems_per_min, 30.0)); // 2 problems in 4 s
     assert!(close(s[1].tokens_per_s, 100.0));
+    assert!(close(s[1].mean_candidates, 2.0) && s[1].multi_candidate == 1);
     assert_eq!(s[2].n, 0);
     let md = markdown_table(&s);
     assert!(md.contains("| sc | 2 | 50.0% (1/2) |"), "{md}");
+    assert!(md.contains("| 100.0% | 2.0 | 1/2 | 200 |"), "{md}");
     assert!(md.contains("| greedy | 1 | 0.0% (0/1) |"), "{md}");
 }
