@@ -234,6 +234,27 @@ fn stop_strings_end_the_text() {
     assert!(inside > 0, "no stop inside a token: {conts:?}");
 }
 
+/// Extends a chain of three nodes, samples children of the middle one, then touches the
+/// first and last again (after later nodes may have pushed them out of a tight cache):
+/// their logits and the children's tokens and log-probabilities.
+type Chain = (Vec<f32>, Vec<f32>, Vec<(Vec<u32>, Vec<f32>)>);
+fn eviction_chain(e: &LocalEngine, ids: &[u32]) -> Chain {
+    let (a, _) = e.extend_tokens(&e.root(), &ids[..10]).unwrap();
+    let (b, _) = e.extend_tokens(&a, &ids[10..20]).unwrap();
+    let (c, _) = e.extend_tokens(&b, &ids[20..]).unwrap();
+    let p = SampleParams {
+        seed: 5,
+        temperature: 1.0,
+        stop: StopCondition::tokens(6),
+        ..SampleParams::default()
+    };
+    let (k, _) = e.sample(&b, 3, &p).unwrap();
+    let la = e.next_logits(&a).unwrap().0;
+    let lc = e.next_logits(&c).unwrap().0;
+    let kids = k.into_iter().map(|c| (c.tokens, c.logprobs)).collect();
+    ((*la).clone(), (*lc).clone(), kids)
+}
+
 #[test]
 fn tight_memory_budget_gives_identical_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,26 +269,7 @@ fn tight_memory_budget_gives_identical_results() {
     )
     .unwrap();
     let ids = prompt_ids(&roomy);
-    let chain = |e: &LocalEngine| {
-        let (a, _) = e.extend_tokens(&e.root(), &ids[..10]).unwrap();
-        let (b, _) = e.extend_tokens(&a, &ids[10..20]).unwrap();
-        let (c, _) = e.extend_tokens(&b, &ids[20..]).unwrap();
-        let p = SampleParams {
-            stop: StopCondition::tokens(6),
-            ..SampleParams::default()
-        };
-        let (k, _) = e.sample(&b, 3, &p).unwrap();
-        // Touch an early node again after later ones pushed it out.
-        let la = e.next_logits(&a).unwrap().0;
-        let lc = e.next_logits(&c).unwrap().0;
-        (
-            la,
-            lc,
-            k.into_iter()
-                .map(|c| (c.tokens, c.logprobs))
-                .collect::<Vec<_>>(),
-        )
-    };
+    let chain = |e: &LocalEngine| eviction_chain(e, &ids);
     let (ra, rc, rk) = chain(&roomy);
     let (ta, tc, tk) = chain(&tight);
     assert!(max_abs_diff(&ra, &ta) < 1e-4);
@@ -636,22 +638,7 @@ fn evictions_never_change_a_result() {
     )
     .unwrap();
     let ids = prompt_ids(&roomy);
-    let chain = |e: &LocalEngine| {
-        let (a, _) = e.extend_tokens(&e.root(), &ids[..10]).unwrap();
-        let (b, _) = e.extend_tokens(&a, &ids[10..20]).unwrap();
-        let (c, _) = e.extend_tokens(&b, &ids[20..]).unwrap();
-        let p = SampleParams {
-            seed: 5,
-            temperature: 1.0,
-            stop: StopCondition::tokens(6),
-            ..SampleParams::default()
-        };
-        let (k, _) = e.sample(&b, 3, &p).unwrap();
-        let la = e.next_logits(&a).unwrap().0;
-        let lc = e.next_logits(&c).unwrap().0;
-        let kids: Vec<_> = k.into_iter().map(|c| (c.tokens, c.logprobs)).collect();
-        ((*la).clone(), (*lc).clone(), kids)
-    };
+    let chain = |e: &LocalEngine| eviction_chain(e, &ids);
     let r = chain(&roomy);
     let t = chain(&tight);
     assert_eq!(r, t);
