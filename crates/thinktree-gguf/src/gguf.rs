@@ -155,15 +155,8 @@ fn check_lengths(path: &Path, file: &mut File) -> Result<()> {
     };
     w.skip(4)?; // magic
     let version = w.u32()?;
-    let count = |w: &mut Walker<'_>| -> Result<u64> {
-        if version == 1 {
-            Ok(u64::from(w.u32()?))
-        } else {
-            w.u64()
-        }
-    };
-    let n_tensors = count(&mut w)?;
-    let n_kv = count(&mut w)?;
+    let n_tensors = w.count(version)?;
+    let n_kv = w.count(version)?;
     // A metadata entry takes at least 12 bytes (key length, type, one-byte value), a
     // tensor entry at least 24 (name length, dimension count, type, offset).
     w.fits(n_kv, 12, "metadata entries")?;
@@ -184,7 +177,7 @@ fn check_lengths(path: &Path, file: &mut File) -> Result<()> {
         }
         let mut elems: u64 = 1;
         for _ in 0..n_dims {
-            let d = count(&mut w)?;
+            let d = w.count(version)?;
             elems = elems
                 .checked_mul(d)
                 .filter(|&e| e <= len.saturating_mul(8))
@@ -249,6 +242,15 @@ impl Walker<'_> {
         Ok(u64::from_le_bytes(self.bytes::<8>()?))
     }
 
+    /// A count or length: 32 bits in GGUF version 1, 64 bits after.
+    fn count(&mut self, version: u32) -> Result<u64> {
+        if version == 1 {
+            Ok(u64::from(self.u32()?))
+        } else {
+            self.u64()
+        }
+    }
+
     fn skip(&mut self, n: u64) -> Result<()> {
         if n > self.left() {
             return Err(self.truncated("a value"));
@@ -260,11 +262,7 @@ impl Walker<'_> {
     }
 
     fn string(&mut self, version: u32, what: &str) -> Result<()> {
-        let n = if version == 1 {
-            u64::from(self.u32()?)
-        } else {
-            self.u64()?
-        };
+        let n = self.count(version)?;
         if n > self.left() {
             return Err(invalid(
                 self.path,
@@ -290,11 +288,7 @@ impl Walker<'_> {
                     return Err(invalid(self.path, "metadata arrays nested too deep"));
                 }
                 let elem = self.u32()?;
-                let n = if version == 1 {
-                    u64::from(self.u32()?)
-                } else {
-                    self.u64()?
-                };
+                let n = self.count(version)?;
                 let each = match elem {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,

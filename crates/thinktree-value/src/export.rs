@@ -10,9 +10,7 @@
 
 use crate::error::{Error, Result};
 use thinktree_engine::{Engine, SampleParams, StopCondition, Usage};
-use thinktree_reason::{
-    Method, Scorer, Solution, SolveConfig, prompt_text, root_state, solve_with_scorer,
-};
+use thinktree_reason::{Method, Scorer, Solution, SolveConfig, prompt_text, solve_with_scorer};
 
 use crate::label::{LabelOptions, Rollout, label_tree};
 use crate::records::Record;
@@ -89,7 +87,8 @@ pub fn selfplay_problem<E: Engine>(
     let mut rollouts = Vec::new();
     let mut rollout_usage = Usage::default();
     if !open.is_empty() && opts.rollouts > 0 {
-        let (root, u) = root_state(engine, cfg.system_prompt.as_deref(), question, cfg.split)?;
+        // The prompt rendered above, not rendered again.
+        let (root, u) = engine.extend_prompt(&engine.root(), &prompt)?;
         rollout_usage += u;
         let ex = &*cfg.extractor.0;
         for (i, leaf) in open.iter().enumerate() {

@@ -1,5 +1,5 @@
-//! Attention for a decode step (one new token per row), in plain loops over the cached
-//! keys and values.
+//! Attention of new tokens (a decode step's one per row, or a prefill's many), in plain
+//! loops over the cached keys and values.
 //!
 //! A decode step does little arithmetic per layer (one query per head against a few
 //! hundred keys), so as a chain of tensor ops (reshape, rope, concatenate, matmul,
@@ -46,9 +46,7 @@ impl<'a> F32View<'a> {
     /// The values.
     pub(crate) fn slice(&self) -> Result<&[f32]> {
         let Storage::Cpu(cpu) = &**self.storage else {
-            return Err(Error::Shape(
-                "decode attention reads CPU tensors only".into(),
-            ));
+            return Err(Error::Shape("attention reads CPU tensors only".into()));
         };
         Ok(&cpu.as_slice::<f32>()?[self.range.0..self.range.1])
     }
