@@ -28,7 +28,7 @@ use thinktree_engine::Engine;
 
 use super::{Outcome, Solve, score_nodes};
 
-/// A search-tree state: a reasoning node and, if terminal, its exact value.
+/// A search-tree state: a reasoning node and, if terminal, its score (exact only if the scorer is).
 #[derive(Debug)]
 struct Step<S> {
     node: Node<S>,
@@ -152,7 +152,7 @@ impl<E: Engine> LlmSearch<'_, E> {
                 })
                 .collect()
         };
-        // Terminal children get their exact value now, all in one scorer call.
+        // Terminal children are scored now, all in one scorer call.
         let terminal: Vec<&Node<E::State>> = merged
             .iter()
             .flatten()
