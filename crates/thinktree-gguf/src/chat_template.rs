@@ -24,6 +24,13 @@ const TEMPLATE_NAME: &str = "chat";
 /// adds no default system prompt: the caller's messages are rendered as given.
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/// A plain completion prompt for base models whose GGUF has no template and whose
+/// vocabulary has no ChatML tokens (Gemma 3 270M base): the system text, one worked
+/// example, then `Question: ...` / `Answer: ...` turns, ending with `Answer:` to generate
+/// from. Replace it with [`ChatTemplate::from_source`] (the gsm8k binary's
+/// `--chat-template FILE`).
+pub const COMPLETION: &str = "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}{% if loop.first %}{{ 'Question: Tom has 3 boxes with 4 apples each. He eats 2 apples. How many apples are left?\nAnswer: Tom has 3 * 4 = 12 apples. After eating 2 he has 12 - 2 = 10. The answer is 10.\n\n' }}{% endif %}{% elif message['role'] == 'user' %}{{ 'Question: ' + message['content'] + '\n' }}{% else %}{{ 'Answer: ' + message['content'] + '\n\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Answer:' }}{% endif %}";
+
 /// A compiled chat template.
 ///
 /// Compiling happens once at construction, so a syntax error surfaces when the model is
@@ -36,6 +43,17 @@ pub struct ChatTemplate {
     eos_token: String,
 }
 
+/// Two templates are equal when they render alike: the same source and special tokens.
+impl PartialEq for ChatTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+            && self.bos_token == other.bos_token
+            && self.eos_token == other.eos_token
+    }
+}
+
+impl Eq for ChatTemplate {}
+
 impl fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChatTemplate")
@@ -47,13 +65,24 @@ impl fmt::Debug for ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// The GGUF's own template (`tokenizer.chat_template`), or [`chatml`](Self::chatml)
-    /// when the file has none. `bos_token`/`eos_token`, which many templates reference,
-    /// are taken from the GGUF vocabulary when it names them.
+    /// The GGUF's own template (`tokenizer.chat_template`); when the file has none,
+    /// [`chatml`](Self::chatml) if the vocabulary has ChatML's `<|im_start|>`, else the
+    /// plain few-shot [`COMPLETION`] prompt of a base model. `bos_token`/`eos_token`,
+    /// which many templates reference, are taken from the GGUF vocabulary when it names
+    /// them.
     pub fn from_gguf(content: &Content) -> Result<Self> {
         let md = Metadata::of(content);
         let mut tpl = match md.opt_string("tokenizer.chat_template")? {
-            None => Self::chatml(),
+            None => {
+                let chatml = md
+                    .string_array("tokenizer.ggml.tokens")
+                    .is_ok_and(|t| t.contains(&"<|im_start|>"));
+                if chatml {
+                    Self::chatml()
+                } else {
+                    Self::from_source(COMPLETION)?
+                }
+            }
             Some(src) => Self::from_source(src)?,
         };
         let token_text = |key: &str| -> Option<String> {
@@ -235,6 +264,43 @@ mod tests {
         assert_eq!(
             out,
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn completion_prompt_is_few_shot_question_and_answer() {
+        let t = ChatTemplate::from_source(COMPLETION).expect("compiles");
+        let msgs = [
+            ChatMessage::system("Solve it."),
+            ChatMessage::user("2 + 2?"),
+        ];
+        let out = t.apply(&msgs, true).expect("render");
+        assert!(
+            out.starts_with("Solve it.\n\nQuestion: Tom has 3 boxes"),
+            "{out:?}"
+        );
+        assert!(
+            out.ends_with("The answer is 10.\n\nQuestion: 2 + 2?\nAnswer:"),
+            "{out:?}"
+        );
+        // As pieces: the user's question is literal text, the frame is markup.
+        let p = t.apply_prompt(&msgs, true).expect("pieces");
+        assert_eq!(p.to_text(), out);
+        assert!(
+            p.pieces()
+                .contains(&thinktree_engine::Piece::Text("2 + 2?".into()))
+        );
+        // A follow-up turn (self-evaluation) renders after an answer.
+        let more = [
+            ChatMessage::system("S"),
+            ChatMessage::user("u"),
+            ChatMessage::assistant("a"),
+            ChatMessage::user("Is it right?"),
+        ];
+        let out = t.apply(&more, true).expect("render");
+        assert!(
+            out.ends_with("Question: u\nAnswer: a\n\nQuestion: Is it right?\nAnswer:"),
+            "{out:?}"
         );
     }
 

@@ -457,6 +457,30 @@ impl<'a> Metadata<'a> {
         }
     }
 
+    /// An array of floats (any numeric element type, as f32).
+    pub fn f32_array(&self, key: &str) -> Result<Vec<f32>> {
+        match self.require(key)? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::F32(x) => Ok(*x),
+                    Value::F64(x) => Ok(*x as f32),
+                    v => value_as_i64(v).map(|x| x as f32).ok_or_else(|| {
+                        Self::err(
+                            key,
+                            format!("element {i}: expected a number, found {:?}", v.value_type()),
+                        )
+                    }),
+                })
+                .collect(),
+            v => Err(Self::err(
+                key,
+                format!("expected an array of numbers, found {:?}", v.value_type()),
+            )),
+        }
+    }
+
     /// A token id stored under `key`, if present; it must be an integer inside the
     /// vocabulary (llama.cpp's -1 or `u32::MAX` mean "no such token").
     pub fn optional_id(&self, key: &str, vocab_size: usize) -> Result<Option<u32>> {

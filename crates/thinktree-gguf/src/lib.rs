@@ -10,9 +10,10 @@
 //!
 //! - [`gguf`]: opening a file with errors that say what is wrong, and one family of typed
 //!   metadata getters ([`gguf::Metadata`]).
-//! - [`GgufTokenizer`]: byte-level BPE built from `tokenizer.ggml.*`, identical to
-//!   llama.cpp's tokenization on the default model's test strings.
-//! - [`ChatTemplate`]: the file's own Jinja template (minijinja), ChatML when it has none.
+//! - [`GgufTokenizer`]: byte-level BPE or SentencePiece built from `tokenizer.ggml.*`,
+//!   identical to llama.cpp's tokenization on SmolLM2's and Gemma 3's test strings.
+//! - [`ChatTemplate`]: the file's own Jinja template (minijinja); ChatML, or a plain
+//!   few-shot completion prompt for a base model, when it has none.
 //!
 //! ```no_run
 //! use thinktree_gguf::{ChatTemplate, GgufTokenizer, gguf};
@@ -34,6 +35,6 @@ pub mod gguf;
 pub mod testing;
 mod tokenizer;
 
-pub use chat_template::ChatTemplate;
+pub use chat_template::{COMPLETION, ChatTemplate};
 pub use error::{Error, Result};
 pub use tokenizer::GgufTokenizer;

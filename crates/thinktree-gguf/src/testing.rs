@@ -40,6 +40,28 @@ pub fn require_default_model() -> PathBuf {
     p
 }
 
+/// The second real model's file name (Gemma 3 270M base, Q4_K_M), as
+/// `scripts/fetch-model.sh --model gemma3-270m` writes it into `models/`.
+pub const GEMMA_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// `$THINKTREE_GEMMA_MODEL`, else Gemma 3 270M in the workspace's `models/`, when the file
+/// is there. Tests of the second real model run only where it was fetched (CI fetches it);
+/// a test that skips says so on stderr.
+pub fn gemma_model_path() -> Option<PathBuf> {
+    let p = std::env::var_os("THINKTREE_GEMMA_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models").join(GEMMA_MODEL_FILE));
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: Gemma 3 270M not at {} (bash scripts/fetch-model.sh --model gemma3-270m)",
+            p.display()
+        );
+        None
+    }
+}
+
 /// SmolLM2-135M-Instruct's `tokenizer.chat_template`, verbatim.
 pub const SMOLLM2_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 

@@ -29,6 +29,8 @@ pub struct EngineOptions {
     pub kv_budget_bytes: usize,
     /// In-memory weight format (requantizing trades load time and memory for speed).
     pub weights: WeightFormat,
+    /// Replaces the GGUF's chat template (or the fallback for a file without one).
+    pub chat_template: Option<ChatTemplate>,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +42,7 @@ impl Default for EngineOptions {
         Self {
             kv_budget_bytes: 2 << 30,
             weights: WeightFormat::Int8,
+            chat_template: None,
         }
     }
 }
@@ -53,6 +56,11 @@ impl EngineOptions {
     /// Sets the in-memory weight format.
     pub fn weights(mut self, weights: WeightFormat) -> Self {
         self.weights = weights;
+        self
+    }
+    /// Renders prompts with `template` instead of the GGUF's own.
+    pub fn chat_template(mut self, template: ChatTemplate) -> Self {
+        self.chat_template = Some(template);
         self
     }
 }
@@ -81,7 +89,8 @@ struct Row {
 }
 
 impl LocalEngine {
-    /// Loads a llama/qwen2 GGUF. A missing file is [`thinktree_gguf::Error::NotFound`],
+    /// Loads a GGUF of a supported architecture
+    /// ([`crate::model::config::SUPPORTED_ARCHITECTURES`]). A missing file is [`thinktree_gguf::Error::NotFound`],
     /// an unreadable or truncated one [`thinktree_gguf::Error::InvalidGguf`] (both inside
     /// [`Error::Gguf`]).
     pub fn load(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self> {
@@ -95,7 +104,10 @@ impl LocalEngine {
             other => other,
         })?;
         let tokenizer = GgufTokenizer::from_gguf(&content)?;
-        let template = ChatTemplate::from_gguf(&content)?;
+        let template = match opts.chat_template {
+            Some(t) => t,
+            None => ChatTemplate::from_gguf(&content)?,
+        };
         let name = content
             .metadata
             .get("general.name")

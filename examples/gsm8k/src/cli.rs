@@ -67,6 +67,12 @@ pub struct Args {
     #[arg(long, default_value = "int8", value_parser = parse_weights)]
     pub weights: WeightFormat,
 
+    /// A Jinja chat template (Hugging Face `apply_chat_template` syntax) to render prompts
+    /// with instead of the GGUF's own, or instead of the few-shot completion prompt a base
+    /// model without a template gets (in-process model).
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
+
     /// Memory for the in-process model's KV cache, in MiB (default: the engine's own).
     /// Contexts beyond it are evicted and recomputed on demand: slower, never different
     /// (a result never depends on cache pressure).

@@ -93,6 +93,11 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     if let Some(mb) = args.kv_budget_mb {
         opts = opts.kv_budget_bytes(mb.saturating_mul(1 << 20));
     }
+    if let Some(path) = &args.chat_template {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading --chat-template {}: {e}", path.display()))?;
+        opts = opts.chat_template(thinktree::gguf::ChatTemplate::from_source(&src)?);
+    }
     let engine = LocalEngine::load(&model_path, opts)?;
     run_with(&engine, configs, &methods, &problems, args)
 }

@@ -3,4 +3,5 @@
 //! One test binary per crate: each topic is a module here.
 
 mod crafted;
+mod spm;
 mod tokenizer;

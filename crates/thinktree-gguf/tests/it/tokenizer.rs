@@ -217,6 +217,18 @@ fn template_errors_are_typed() {
         out,
         "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
     );
+    // Neither a template nor ChatML tokens (a base model): the few-shot completion prompt.
+    let tokens = Value::Array(
+        ["<unk>", "a", "b"]
+            .iter()
+            .map(|t| Value::String((*t).into()))
+            .collect(),
+    );
+    content
+        .metadata
+        .insert("tokenizer.ggml.tokens".into(), tokens);
+    let tpl = ChatTemplate::from_gguf(&content).expect("fallback");
+    assert_eq!(tpl.source(), thinktree_gguf::COMPLETION);
     let with_bos = ChatTemplate::from_source("{{ bos_token }}|{{ eos_token }}").expect("compile");
     assert_eq!(
         with_bos

@@ -21,6 +21,12 @@ pub(crate) struct Dims {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub head_dim: usize,
+    /// Multiplies every query (`1 / sqrt(head_dim)` for every supported model but
+    /// Gemma 3 27B).
+    pub scale: f32,
+    /// Sliding-window attention: a query sees only the keys less than this many positions
+    /// back (itself included), as llama.cpp masks them. `None`: the whole context.
+    pub window: Option<usize>,
 }
 
 /// A read lock on a contiguous CPU f32 tensor's storage, to read it in place.
@@ -79,6 +85,19 @@ pub(crate) fn rope_in_place(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[
     }
 }
 
+/// RMS-normalises every head of `x` (chunks of `w.len()` values) in place and multiplies
+/// by `w`, as llama.cpp does (sum of squares in f64, then `x * scale * w`).
+pub(crate) fn rms_norm_heads(x: &mut [f32], w: &[f32], eps: f32) {
+    for head in x.chunks_exact_mut(w.len().max(1)) {
+        let sum: f64 = head.iter().map(|&v| f64::from(v * v)).sum();
+        let mean = (sum / head.len() as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for (v, &g) in head.iter_mut().zip(w) {
+            *v = *v * scale * g;
+        }
+    }
+}
+
 /// Appends each row's `t` new keys (or values) to its own cached ones: `suffix` is `(rows,
 /// kv_heads, s, head_dim)` (or absent when `s == 0`), `new` is `(rows, t, kv_heads *
 /// head_dim)`; returns `(rows, kv_heads, s + t, head_dim)` as a flat vector.
@@ -110,7 +129,9 @@ pub(crate) fn append_own(
 /// `(kv_heads, p_r, head_dim)` (`prefixes[r]`, shared by rows continuing the same context)
 /// and the row's own keys `(rows, kv_heads, s + t, head_dim)` (its `s` earlier ones, then
 /// the `t` new ones); query `j` sees the prefix, the `s` earlier keys and new keys `0..=j`.
-/// `q` is `(rows, t, n_head * head_dim)`, already rotated; returns the same shape.
+/// `q` is `(rows, t, n_head * head_dim)`, already rotated; returns the same shape. With
+/// `d.window = Some(w)`, a query at position `x` sees only the keys at positions
+/// `> x - w`.
 ///
 /// Every (row, query, head) is computed by the same code whatever `t`, the batch or the
 /// thread count, so a token's attention output is bit for bit the same whether it was
@@ -126,7 +147,7 @@ pub(crate) fn attend(
 ) -> Vec<f32> {
     let hd = d.head_dim;
     let group = d.n_head / d.n_kv_head;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = d.scale;
     let own_len = s + t;
     let mut out = vec![0f32; d.rows * t * d.n_head * hd];
     let one = |(i, dst): (usize, &mut [f32])| {
@@ -135,15 +156,23 @@ pub(crate) fn attend(
         let qh: Vec<f32> = q[i * hd..(i + 1) * hd].iter().map(|x| x * scale).collect();
         let own_at = (r * d.n_kv_head + g) * own_len * hd;
         let visible = s + j + 1;
-        let own_k = &own.0[own_at..own_at + visible * hd];
-        let own_v = &own.1[own_at..own_at + visible * hd];
         let pre = prefixes.get(r).copied().flatten().map(|(k, v)| {
             let p = k.len() / (d.n_kv_head * hd);
             let at = g * p * hd;
             (&k[at..at + p * hd], &v[at..at + p * hd])
         });
+        let p_all = pre.map_or(0, |(k, _)| k.len() / hd);
+        // The first visible position: 0, or the window's start.
+        let first = d.window.map_or(0, |w| (p_all + visible).saturating_sub(w));
+        let pre = pre.map(|(k, v)| {
+            let from = first.min(p_all) * hd;
+            (&k[from..], &v[from..])
+        });
+        let own_from = own_at + first.saturating_sub(p_all).min(visible) * hd;
+        let own_k = &own.0[own_from..own_at + visible * hd];
+        let own_v = &own.1[own_from..own_at + visible * hd];
         let p = pre.map_or(0, |(k, _)| k.len() / hd);
-        let mut w: Vec<f32> = Vec::with_capacity(p + visible);
+        let mut w: Vec<f32> = Vec::with_capacity(p + own_k.len() / hd);
         if let Some((pk, _)) = pre {
             w.extend(pk.chunks_exact(hd).map(|k| dot(&qh, k)));
         }

@@ -269,6 +269,11 @@ impl Int8Matrix {
     }
 
     /// Output features.
+    /// Bytes held: the weights, their scales and minimums.
+    pub(crate) fn bytes(&self) -> usize {
+        self.q.len() * BLOCK + 4 * (self.d.len() + self.m.as_ref().map_or(0, Vec::len))
+    }
+
     pub(crate) fn rows(&self) -> usize {
         self.rows
     }

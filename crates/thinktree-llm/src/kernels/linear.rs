@@ -56,6 +56,17 @@ impl Linear {
         Ok(Some(Self::DenseT(Tensor::cat(&refs, 1)?.contiguous()?)))
     }
 
+    /// Bytes the weights occupy in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Self::Quant(QMatMul::QTensor(t)) => t.storage_size_in_bytes(),
+            Self::Quant(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) | Self::DenseT(t) => {
+                t.elem_count() * t.dtype().size_in_bytes()
+            }
+            Self::Int8(m) => m.bytes(),
+        }
+    }
+
     /// `x @ W^T` over the last dimension of `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {

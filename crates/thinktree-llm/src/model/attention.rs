@@ -32,6 +32,8 @@ impl Model {
             n_head: self.cfg.n_head,
             n_kv_head: self.cfg.n_kv_head,
             head_dim: self.cfg.head_dim,
+            scale: self.cfg.attn_scale,
+            window: layer.window,
         };
         let mut parts = layer.qkv.forward(h)?.into_iter();
         let (Some(q), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
@@ -50,13 +52,22 @@ impl Model {
             flat(k, b.map(|b| &b.1))?,
             flat(v, b.map(|b| &b.2))?,
         );
+        if let Some((qn, kn)) = &layer.qk_norm {
+            attention::rms_norm_heads(&mut q, qn, self.cfg.rms_eps);
+            attention::rms_norm_heads(&mut k, kn, self.cfg.rms_eps);
+        }
         let half = d.head_dim / 2;
         let (qw, kw) = (d.n_head * d.head_dim, d.n_kv_head * d.head_dim);
-        // One (row, token) per chunk, in the order of `ctx.cos` / `ctx.sin`.
+        let Some((cos, sin)) = ctx.ropes.get(layer.rope) else {
+            return Err(Error::UnsupportedModel(
+                "no rotary table for a layer".into(),
+            ));
+        };
+        // One (row, token) per chunk, in the order of the rotary tables.
         for (i, (qr, kr)) in q.chunks_mut(qw).zip(k.chunks_mut(kw)).enumerate() {
             let (cos, sin) = (
-                &ctx.cos[i * half..(i + 1) * half],
-                &ctx.sin[i * half..(i + 1) * half],
+                &cos[i * half..(i + 1) * half],
+                &sin[i * half..(i + 1) * half],
             );
             attention::rope_in_place(qr, d.head_dim, cos, sin, self.cfg.rope_neox);
             attention::rope_in_place(kr, d.head_dim, cos, sin, self.cfg.rope_neox);

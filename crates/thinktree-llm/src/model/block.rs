@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::linear::Linear;
 
 use super::weights::Proj;
-use super::{LayerKv, Model};
+use super::{LayerKv, Model, RopeRows};
 
 /// One transformer layer.
 #[derive(Debug)]
@@ -22,6 +22,16 @@ pub(crate) struct Block {
     /// Gate and up projections of the MLP.
     pub(super) gate_up: Proj,
     pub(super) w_down: Linear,
+    /// Per-head RMSNorm weights of queries and keys (Qwen 3, Gemma 3).
+    pub(super) qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// RMSNorms of the attention and MLP outputs before they join the residual (Gemma 3).
+    pub(super) post_norms: Option<(Tensor, Tensor)>,
+    /// GELU (tanh approximation, Gemma) instead of SiLU gates the MLP.
+    pub(super) gelu: bool,
+    /// Sliding-window width, `None` for a layer that sees the whole context.
+    pub(super) window: Option<usize>,
+    /// Which of the model's rotary frequency sets this layer uses.
+    pub(super) rope: usize,
 }
 
 /// Where a block's attention finds the context of its new tokens: the same for a prefill
@@ -32,34 +42,46 @@ pub(super) struct Context<'a> {
     pub(super) prefixes: Vec<Option<&'a LayerKv>>,
     /// The rows' own keys/values for this layer (the same length for every row).
     pub(super) suffix: Option<&'a LayerKv>,
-    /// Rotary cosines and sines of every (row, new token), `head_dim / 2` each.
-    pub(super) cos: &'a [f32],
-    /// See `cos`.
-    pub(super) sin: &'a [f32],
+    /// Rotary cosines and sines of every (row, new token), `head_dim / 2` each, per kind
+    /// of layer (a block reads `ropes[block.rope]`).
+    pub(super) ropes: &'a [RopeRows],
 }
 
 impl Block {
-    /// `x + attn(norm x)`, then `x + mlp(norm x)`; returns the new residual stream and
-    /// the rows' own keys/values extended by the new tokens.
+    /// `x + attn(norm x)`, then `x + mlp(norm x)` (Gemma 3 also normalises each branch's
+    /// output); returns the new residual stream and the rows' own keys/values extended by
+    /// the new tokens.
     pub(super) fn forward(
         &self,
         m: &Model,
         x: Tensor,
         ctx: &Context<'_>,
     ) -> Result<(Tensor, LayerKv)> {
-        let h = candle_nn::ops::rms_norm(&x, &self.attn_norm, m.cfg.rms_eps)?;
-        let (a, kv) = m.attention(self, &h, ctx)?;
-        Ok((self.mlp(m.cfg.rms_eps, (x + a)?)?, kv))
+        let eps = m.cfg.rms_eps;
+        let h = candle_nn::ops::rms_norm(&x, &self.attn_norm, eps)?;
+        let (mut a, kv) = m.attention(self, &h, ctx)?;
+        if let Some((post_attn, _)) = &self.post_norms {
+            a = candle_nn::ops::rms_norm(&a, post_attn, eps)?;
+        }
+        Ok((self.mlp(eps, (x + a)?)?, kv))
     }
 
-    /// The residual MLP block: `x + down(silu(gate(norm x)) * up(norm x))`.
+    /// The residual MLP block: `x + down(act(gate(norm x)) * up(norm x))`.
     fn mlp(&self, eps: f32, x: Tensor) -> Result<Tensor> {
         let h = candle_nn::ops::rms_norm(&x, &self.ffn_norm, eps)?;
         let gu = self.gate_up.forward(&h)?;
         let (Some(g), Some(u)) = (gu.first(), gu.get(1)) else {
             return Err(Error::UnsupportedModel("gate/up projection split".into()));
         };
-        let g = candle_nn::ops::silu(g)?;
-        Ok((x + self.w_down.forward(&(g * u)?)?)?)
+        let g = if self.gelu {
+            g.gelu()?
+        } else {
+            candle_nn::ops::silu(g)?
+        };
+        let mut y = self.w_down.forward(&(g * u)?)?;
+        if let Some((_, post_ffn)) = &self.post_norms {
+            y = candle_nn::ops::rms_norm(&y, post_ffn, eps)?;
+        }
+        Ok((x + y)?)
     }
 }

@@ -7,18 +7,44 @@ use crate::error::{Error, Result};
 /// The context limit when the GGUF does not state one.
 const DEFAULT_CONTEXT: usize = 4096;
 
+/// `general.architecture` values the engine runs.
+pub const SUPPORTED_ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+
+/// Gemma 3: every sixth layer attends globally, the others over a sliding window, with
+/// their own RoPE base (llama.cpp's `set_swa_pattern(6)` and `rope_freq_base_train_swa`;
+/// neither is in the GGUF).
+const GEMMA3_GLOBAL_EVERY: usize = 6;
+const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
+
+/// How a model family differs from Llama inside a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Llama 1/2/3 and Mistral-style files: RMSNorm, SiLU-gated MLP, adjacent-pair RoPE.
+    Llama,
+    /// Qwen 2/2.5 and DeepSeek-R1-Distill-Qwen: Llama with q/k/v biases and NeoX RoPE.
+    Qwen2,
+    /// Qwen 3: Qwen 2 without biases, with per-head RMSNorm on queries and keys.
+    Qwen3,
+    /// Gemma 3: q/k norms, norms after attention and MLP too, GELU-gated MLP, embeddings
+    /// scaled by `sqrt(width)`, sliding-window layers with their own RoPE base.
+    Gemma3,
+}
+
 /// Hyper-parameters read from GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    /// `general.architecture` (`llama` or `qwen2`).
+    /// `general.architecture` (one of [`SUPPORTED_ARCHITECTURES`]).
     pub arch: String,
+    /// The block layout `arch` stands for.
+    pub family: Family,
     /// Transformer blocks.
     pub n_layer: usize,
     /// Query heads.
     pub n_head: usize,
     /// Key/value heads (grouped-query attention when fewer than `n_head`).
     pub n_kv_head: usize,
-    /// Width of one head.
+    /// Width of one head (`attention.key_length` when given: Qwen 3 and Gemma 3 heads are
+    /// not `hidden / n_head` wide).
     pub head_dim: usize,
     /// Residual stream width.
     pub hidden: usize,
@@ -26,12 +52,39 @@ pub struct ModelConfig {
     pub vocab: usize,
     /// Longest context the model supports.
     pub context_length: usize,
-    /// RoPE base frequency.
+    /// RoPE base frequency (of the global layers, for Gemma 3).
     pub rope_base: f32,
+    /// Linear RoPE scaling: positions are multiplied by this (`1 / rope.scaling.factor`).
+    pub rope_freq_scale: f32,
+    /// Sliding-window layers: their window and RoPE base (Gemma 3).
+    pub sliding: Option<Sliding>,
+    /// Multiplies every query before attention.
+    pub attn_scale: f32,
     /// RMS-norm epsilon.
     pub rms_eps: f32,
-    /// Whether RoPE rotates halves (NeoX layout, qwen2) rather than adjacent pairs (llama).
+    /// Whether RoPE rotates halves (NeoX layout: Qwen, Gemma) rather than adjacent pairs
+    /// (Llama).
     pub rope_neox: bool,
+}
+
+/// Sliding-window attention layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sliding {
+    /// A query sees the keys less than this many positions back, itself included.
+    pub window: usize,
+    /// Every `global_every`-th layer (1-based) attends to the whole context.
+    pub global_every: usize,
+    /// RoPE base of the window layers.
+    pub rope_base: f32,
+}
+
+impl ModelConfig {
+    /// The window of layer `i`, `None` when it attends to the whole context.
+    pub fn window_of(&self, i: usize) -> Option<usize> {
+        self.sliding
+            .filter(|s| !(i + 1).is_multiple_of(s.global_every))
+            .map(|s| s.window)
+    }
 }
 
 impl ModelConfig {
@@ -43,11 +96,18 @@ impl ModelConfig {
     pub(super) fn from_gguf(ct: &Content) -> Result<Self> {
         let md = Metadata::of(ct);
         let arch = md.string("general.architecture")?.to_owned();
-        if arch != "llama" && arch != "qwen2" {
-            return Err(Error::UnsupportedModel(format!(
-                "architecture `{arch}` (supported: llama, qwen2)"
-            )));
-        }
+        let family = match arch.as_str() {
+            "llama" => Family::Llama,
+            "qwen2" => Family::Qwen2,
+            "qwen3" => Family::Qwen3,
+            "gemma3" => Family::Gemma3,
+            _ => {
+                return Err(Error::UnsupportedModel(format!(
+                    "architecture `{arch}` (supported: {})",
+                    SUPPORTED_ARCHITECTURES.join(", ")
+                )));
+            }
+        };
         let key = |k: &str| format!("{arch}.{k}");
         let n_head = md.usize(&key("attention.head_count"))?;
         let n_kv_head = md
@@ -55,10 +115,13 @@ impl ModelConfig {
             .unwrap_or(n_head);
         let n_layer = md.usize(&key("block_count"))?;
         let hidden = md.usize(&key("embedding_length"))?;
+        let key_length = md.opt_usize(&key("attention.key_length"))?;
+        let value_length = md.opt_usize(&key("attention.value_length"))?;
         if n_head == 0
             || n_kv_head == 0
             || n_layer == 0
-            || !hidden.is_multiple_of(n_head)
+            || hidden == 0
+            || (key_length.is_none() && !hidden.is_multiple_of(n_head))
             || !n_head.is_multiple_of(n_kv_head)
         {
             return Err(Error::UnsupportedModel(format!(
@@ -73,7 +136,18 @@ impl ModelConfig {
                 ct.tensor_infos.len()
             )));
         }
-        let head_dim = hidden / n_head;
+        let head_dim = key_length.unwrap_or(hidden / n_head);
+        if value_length.unwrap_or(head_dim) != head_dim {
+            return Err(Error::UnsupportedModel(format!(
+                "key width {head_dim} != value width {value_length:?}"
+            )));
+        }
+        // A crafted width must not size allocations far beyond the file's tensors.
+        if head_dim == 0 || head_dim > 4096 || n_head > 4096 {
+            return Err(Error::UnsupportedModel(format!(
+                "head width {head_dim} x {n_head} heads out of range"
+            )));
+        }
         if head_dim % 2 != 0 {
             return Err(Error::UnsupportedModel(format!(
                 "odd head width {head_dim} (rotary embeddings rotate pairs)"
@@ -93,6 +167,27 @@ impl ModelConfig {
                 "rope base {rope_base} / rms epsilon {rms_eps} out of range"
             )));
         }
+        let rope_freq_scale = rope_scaling(&md, &arch)?;
+        let sliding = match family {
+            Family::Gemma3 => {
+                let window = md.usize(&key("attention.sliding_window"))?;
+                if window == 0 {
+                    return Err(Error::UnsupportedModel("sliding window of 0".into()));
+                }
+                Some(Sliding {
+                    window,
+                    global_every: GEMMA3_GLOBAL_EVERY,
+                    rope_base: GEMMA3_LOCAL_ROPE_BASE,
+                })
+            }
+            _ => None,
+        };
+        // llama.cpp scales Gemma 3 27B (62 layers) by the model width per head instead.
+        let attn_scale = if family == Family::Gemma3 && n_layer == 62 {
+            1.0 / ((hidden / n_head) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
         // Only a limit: nothing is sized by it (rotary angles are computed per position),
         // so a crafted 0xFFFFFFF0 costs nothing.
         let context_length = md
@@ -112,8 +207,9 @@ impl ModelConfig {
             )));
         }
         Ok(Self {
-            rope_neox: arch == "qwen2",
+            rope_neox: family != Family::Llama,
             arch,
+            family,
             n_layer,
             n_head,
             n_kv_head,
@@ -122,7 +218,44 @@ impl ModelConfig {
             vocab,
             context_length,
             rope_base,
+            rope_freq_scale,
+            sliding,
+            attn_scale,
             rms_eps,
         })
+    }
+}
+
+/// The position multiplier of `{arch}.rope.scaling.*`: 1 for none, `1 / factor` for
+/// linear scaling (llama.cpp's default type when only a factor is given); YaRN and
+/// LongRoPE are a typed error rather than silently wrong positions. Llama 3's frequency
+/// factors are a tensor (`rope_freqs.weight`), read with the weights.
+fn rope_scaling(md: &Metadata<'_>, arch: &str) -> Result<f32> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let kind = md
+        .opt_string(&key("rope.scaling.type"))?
+        .unwrap_or("linear");
+    let factor = match md.opt_f32(&key("rope.scaling.factor"))? {
+        Some(f) => Some(f),
+        None => md.opt_f32(&key("rope.scale_linear"))?,
+    };
+    if let Some(a) = md.opt_f32(&key("rope.scaling.attn_factor"))?
+        && a != 1.0
+    {
+        return Err(Error::UnsupportedModel(format!(
+            "rope.scaling.attn_factor {a} (only 1 is supported)"
+        )));
+    }
+    // llama.cpp reads a factor of 0 as "no scaling".
+    match (kind, factor) {
+        ("none", _) | (_, None) => Ok(1.0),
+        (_, Some(f)) if f == 0.0 || f == 1.0 => Ok(1.0),
+        ("linear", Some(f)) if f.is_finite() && f > 0.0 => Ok(1.0 / f),
+        ("linear", Some(f)) => Err(Error::UnsupportedModel(format!(
+            "rope.scaling.factor {f} out of range"
+        ))),
+        (other, _) => Err(Error::UnsupportedModel(format!(
+            "RoPE scaling `{other}` (supported: none, linear, Llama 3 frequency factors)"
+        ))),
     }
 }

@@ -60,14 +60,13 @@ impl Model {
             check_position(pos, kv_len(prefix, 1), s_len)?;
             let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
             let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
-            let x = self.embed.embedding(&ids)?;
+            let x = self.embed(&ids)?;
             let positions = vec![pos; rows];
-            let (cos, sin) = self.rope_rows(&positions, t);
+            let ropes = self.rope_rows(&positions, t);
             let (x, new_kv) = self.run_blocks(x, |i| Context {
                 prefixes: vec![prefix.and_then(|p| p.get(i)); rows],
                 suffix: suffix.and_then(|s| s.get(i)),
-                cos: &cos,
-                sin: &sin,
+                ropes: &ropes,
             })?;
             let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
             let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
@@ -107,16 +106,24 @@ impl Model {
                 check_position(pos, kv_len(*p, 1), s_len)?;
             }
             let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
-            let x = self.embed.embedding(&ids)?;
-            let (cos, sin) = self.rope_rows(positions, 1);
+            let x = self.embed(&ids)?;
+            let ropes = self.rope_rows(positions, 1);
             let (x, new_kv) = self.run_blocks(x, |i| Context {
                 prefixes: prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect(),
                 suffix: suffix.and_then(|s| s.get(i)),
-                cos: &cos,
-                sin: &sin,
+                ropes: &ropes,
             })?;
             let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
             Ok((self.output.forward(&last)?, new_kv))
+        })
+    }
+
+    /// The token embeddings of `ids` (scaled for Gemma).
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.embed.embedding(ids)?;
+        Ok(match self.embed_scale {
+            Some(s) => x.affine(f64::from(s), 0.0)?,
+            None => x,
         })
     }
 
@@ -137,9 +144,18 @@ impl Model {
     }
 }
 
-/// Rotary inverse frequencies `base^(-2i / head_dim)`, `head_dim / 2` of them.
-pub(super) fn rope_inverse_frequencies(cfg: &ModelConfig) -> Vec<f32> {
+/// Rotary inverse frequencies `scale * base^(-2i / head_dim) / factor_i`, `head_dim / 2`
+/// of them (`factors`: Llama 3's `rope_freqs.weight`, else all 1).
+pub(super) fn rope_inverse_frequencies(
+    cfg: &ModelConfig,
+    base: f32,
+    scale: f32,
+    factors: Option<&[f32]>,
+) -> Vec<f32> {
     (0..cfg.head_dim / 2)
-        .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .map(|i| {
+            let f = factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
+            scale / base.powf(2.0 * i as f32 / cfg.head_dim as f32) / f
+        })
         .collect()
 }

@@ -31,7 +31,8 @@ pub use weights::WeightFormat;
 /// `(rows, kv_heads, len, head_dim)` for a batch of rows.
 pub type LayerKv = (Tensor, Tensor);
 
-/// A loaded llama/qwen2 model: immutable weights plus rotary tables.
+/// A loaded model (any of [`config::SUPPORTED_ARCHITECTURES`]): immutable weights plus
+/// rotary frequencies.
 #[derive(Debug)]
 pub struct Model {
     pub(super) cfg: ModelConfig,
@@ -39,12 +40,19 @@ pub struct Model {
     pub(super) blocks: Vec<Block>,
     pub(super) out_norm: Tensor,
     pub(super) output: Linear,
-    /// Rotary inverse frequencies, `head_dim / 2` of them. Angles are computed for the
+    /// Multiplies the embeddings (`sqrt(width)` for Gemma, else 1).
+    pub(super) embed_scale: Option<f32>,
+    /// Rotary inverse frequencies (already divided by any Llama 3 frequency factors and
+    /// multiplied by the linear position scale), `head_dim / 2` of them, per kind of
+    /// layer: `[0]` global, `[1]` sliding-window (Gemma 3). Angles are computed for the
     /// positions a forward pass uses, never tabled for the whole context: a file's
     /// context length cannot make loading allocate (a crafted 0xFFFFFFF0 once asked for
     /// 549,755,811,840 bytes of tables and aborted the process).
-    pub(super) rope_inv: Vec<f32>,
+    pub(super) ropes: Vec<Vec<f32>>,
 }
+
+/// Rotary cosines and sines of one kind of layer, `head_dim / 2` per (row, token).
+pub(super) type RopeRows = (Vec<f32>, Vec<f32>);
 
 impl Model {
     /// The hyper-parameters.
@@ -53,20 +61,57 @@ impl Model {
     }
 
     /// Rotary cosines and sines for `t` tokens of each row, starting at `positions[r]`:
-    /// `(rows * t * head_dim / 2)` each, in (row, token) order.
-    fn rope_rows(&self, positions: &[usize], t: usize) -> (Vec<f32>, Vec<f32>) {
-        let n = positions.len() * t * self.rope_inv.len();
-        let (mut cos, mut sin) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for &p0 in positions {
-            for p in p0..p0 + t {
-                for f in &self.rope_inv {
-                    let a = p as f32 * f;
-                    cos.push(a.cos());
-                    sin.push(a.sin());
+    /// `(rows * t * head_dim / 2)` each, in (row, token) order, for every kind of layer.
+    fn rope_rows(&self, positions: &[usize], t: usize) -> Vec<RopeRows> {
+        self.ropes
+            .iter()
+            .map(|inv| {
+                let n = positions.len() * t * inv.len();
+                let (mut cos, mut sin) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                for &p0 in positions {
+                    for p in p0..p0 + t {
+                        for f in inv {
+                            let a = p as f32 * f;
+                            cos.push(a.cos());
+                            sin.push(a.sin());
+                        }
+                    }
                 }
-            }
-        }
-        (cos, sin)
+                (cos, sin)
+            })
+            .collect()
+    }
+
+    /// Bytes the weights occupy in memory after loading: the projections in their
+    /// in-memory format, the token embeddings as stored in the file (rows are looked up,
+    /// never multiplied; tied output weights counted once more when the output projection
+    /// holds its own copy), norms and biases in f32.
+    pub fn weight_bytes(&self) -> usize {
+        let f32s = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let embed = match &self.embed {
+            QMatMul::QTensor(t) => t.storage_size_in_bytes(),
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => f32s(t),
+        };
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                b.qkv.bytes()
+                    + b.gate_up.bytes()
+                    + b.wo.bytes()
+                    + b.w_down.bytes()
+                    + f32s(&b.attn_norm)
+                    + f32s(&b.ffn_norm)
+                    + b.bias_qkv
+                        .as_ref()
+                        .map_or(0, |(q, k, v)| f32s(q) + f32s(k) + f32s(v))
+                    + b.qk_norm
+                        .as_ref()
+                        .map_or(0, |(q, k)| 4 * (q.len() + k.len()))
+                    + b.post_norms.as_ref().map_or(0, |(a, f)| f32s(a) + f32s(f))
+            })
+            .sum();
+        embed + blocks + f32s(&self.out_norm) + self.output.bytes()
     }
 
     /// A typed error for the first token id outside the vocabulary.

@@ -11,6 +11,7 @@ use crate::kernels::int8::{Int8Matrix, Int8Rows};
 use crate::kernels::linear::Linear;
 
 use super::block::Block;
+use super::config::Family;
 use super::forward::rope_inverse_frequencies;
 use super::{Model, ModelConfig};
 
@@ -162,6 +163,34 @@ impl Model {
             } else {
                 None
             };
+            let mut vector = |n: &str, len: usize| -> Result<Vec<f32>> {
+                let v = get(&format!("blk.{i}.{n}.weight"))?
+                    .dequantize(&dev)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                if v.len() != len {
+                    return Err(Error::UnsupportedModel(format!(
+                        "blk.{i}.{n}.weight has {} values, expected {len}",
+                        v.len()
+                    )));
+                }
+                Ok(v)
+            };
+            let qk_norm = match cfg.family {
+                Family::Qwen3 | Family::Gemma3 => Some((
+                    vector("attn_q_norm", cfg.head_dim)?,
+                    vector("attn_k_norm", cfg.head_dim)?,
+                )),
+                Family::Llama | Family::Qwen2 => None,
+            };
+            let post_norms = match cfg.family {
+                Family::Gemma3 => Some((
+                    get(&format!("blk.{i}.post_attention_norm.weight"))?.dequantize(&dev)?,
+                    get(&format!("blk.{i}.post_ffw_norm.weight"))?.dequantize(&dev)?,
+                )),
+                _ => None,
+            };
+            let window = cfg.window_of(i);
             blocks.push(Block {
                 attn_norm: get(&format!("blk.{i}.attn_norm.weight"))?.dequantize(&dev)?,
                 ffn_norm: get(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(&dev)?,
@@ -170,16 +199,47 @@ impl Model {
                 wo,
                 gate_up,
                 w_down,
+                qk_norm,
+                post_norms,
+                gelu: cfg.family == Family::Gemma3,
+                window,
+                rope: usize::from(window.is_some()),
             });
         }
-        let rope_inv = rope_inverse_frequencies(&cfg);
+        // Llama 3.x: per-frequency divisors of the global rotary frequencies.
+        let factors = if ct.tensor_infos.contains_key("rope_freqs.weight") {
+            let f = get("rope_freqs.weight")?
+                .dequantize(&dev)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            if f.len() != cfg.head_dim / 2 || f.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(Error::UnsupportedModel(format!(
+                    "rope_freqs.weight: {} factors, expected {} finite positive ones",
+                    f.len(),
+                    cfg.head_dim / 2
+                )));
+            }
+            Some(f)
+        } else {
+            None
+        };
+        let mut ropes = vec![rope_inverse_frequencies(
+            &cfg,
+            cfg.rope_base,
+            cfg.rope_freq_scale,
+            factors.as_deref(),
+        )];
+        if let Some(s) = cfg.sliding {
+            ropes.push(rope_inverse_frequencies(&cfg, s.rope_base, 1.0, None));
+        }
         Ok(Self {
             embed: QMatMul::QTensor(embd_q),
+            embed_scale: (cfg.family == Family::Gemma3).then(|| (cfg.hidden as f32).sqrt()),
             cfg,
             blocks,
             out_norm,
             output,
-            rope_inv,
+            ropes,
         })
     }
 }
@@ -248,6 +308,13 @@ impl Proj {
         )?;
         let fused = QTensor::new(storage, (rows.iter().sum::<usize>(), k))?;
         Ok(Self::Fused(Linear::new(fused)?, rows))
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        match self {
+            Self::Fused(m, _) => m.bytes(),
+            Self::Separate(ms) => ms.iter().map(Linear::bytes).sum(),
+        }
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {

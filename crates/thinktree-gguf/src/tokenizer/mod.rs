@@ -2,10 +2,14 @@
 //!
 //! A GGUF carries its whole vocabulary in `tokenizer.ggml.*` metadata, so a model file is
 //! self-contained: no `tokenizer.json` has to travel with it, and no hub download happens
-//! at run time. The vocabulary is turned into a `tokenizers` byte-level BPE whose
-//! pre-tokenizer reproduces llama.cpp's split for the GGUF's `tokenizer.ggml.pre`, so the
-//! ids we feed the model are the ids llama.cpp would feed it (checked against llama.cpp's
-//! own output in `tests/tokenizer.rs`).
+//! at run time. The vocabulary is turned into a `tokenizers` tokenizer that reproduces
+//! llama.cpp's tokenization, so the ids we feed the model are the ids llama.cpp would feed
+//! it (checked against llama.cpp's own output for SmolLM2 and Gemma 3 in
+//! `tests/it/tokenizer.rs`):
+//!
+//! - `bpe`: byte-level BPE (`tokenizer.ggml.model = "gpt2"`) with the pre-tokenizer of the
+//!   GGUF's `tokenizer.ggml.pre`;
+//! - `spm`: SentencePiece (`"llama"`), whose merges llama.cpp derives from token scores.
 //!
 //! Decoding does not go through the `tokenizers` decoder: every token's raw bytes are
 //! precomputed once, so [`GgufTokenizer::decode_bytes`] is a plain concatenation. The
@@ -18,28 +22,29 @@ use std::sync::Arc;
 
 use crate::gguf::Content;
 use tokenizers::decoders::DecoderWrapper;
-use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::{BPE, Vocab};
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::models::bpe::Vocab;
+use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
 
+mod bpe;
+mod spm;
+
+use bpe::ByteTable;
+
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
-mod token_type {
+pub(super) mod token_type {
     /// An ordinary vocabulary entry.
-    pub const NORMAL: i32 = 1;
+    pub(crate) const NORMAL: i32 = 1;
     /// The unknown token: treated like a control token.
-    pub const UNKNOWN: i32 = 2;
+    pub(crate) const UNKNOWN: i32 = 2;
     /// A control token such as `<|im_start|>`: only parsed from text when asked to.
-    pub const CONTROL: i32 = 3;
+    pub(crate) const CONTROL: i32 = 3;
     /// A user-defined token: always matched as a whole in text, like llama.cpp does.
-    pub const USER_DEFINED: i32 = 4;
+    pub(crate) const USER_DEFINED: i32 = 4;
+    /// A SentencePiece byte-fallback token `<0xAB>` standing for one raw byte.
+    pub(crate) const BYTE: i32 = 6;
 }
 
 /// Token strings that end a turn in common chat formats. Besides the GGUF's own
@@ -55,22 +60,7 @@ const END_TOKENS: &[&str] = &[
     "</s>",
 ];
 
-/// GPT-2's split regex, which llama.cpp uses for the "gpt2" family of pre-tokenizers. The
-/// final `\s+` catches whitespace the lookahead alternative leaves over; llama.cpp keeps
-/// such unmatched text as its own piece, which gives the same pieces.
-const GPT2_PATTERN: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-
-/// The first stage of llama.cpp's fallback ("default") pre-tokenizer: runs of punctuation.
-const DEFAULT_PUNCT_PATTERN: &str = r"[\p{P}\$\+<=>\^~\|]+";
-
-/// Llama 3's split regex (llama.cpp pre types "llama3", "llama-bpe", "falcon3", ...).
-const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// Qwen 2's split regex: like Llama 3's but with single digits.
-const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// A byte-level BPE tokenizer that matches llama.cpp on the same GGUF.
+/// A tokenizer that matches llama.cpp on the same GGUF.
 ///
 /// Cloning is cheap (the vocabulary is shared), so every engine worker can hold one.
 #[derive(Clone)]
@@ -107,23 +97,13 @@ impl fmt::Debug for GgufTokenizer {
 impl GgufTokenizer {
     /// Builds the tokenizer from a GGUF's `tokenizer.ggml.*` metadata.
     ///
-    /// Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are supported;
+    /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`: SmolLM2, Qwen, Llama 3) and
+    /// SentencePiece (`"llama"`: Llama 2, Mistral, Gemma) vocabularies are supported;
     /// others give [`Error::UnsupportedTokenizer`]. Missing or mistyped keys give
     /// [`Error::Metadata`].
     pub fn from_gguf(content: &Content) -> Result<Self> {
         let md = Metadata::of(content);
         let model = md.string("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(Error::UnsupportedTokenizer(format!(
-                "tokenizer.ggml.model = `{model}`: only byte-level BPE (`gpt2`) vocabularies are built from GGUF metadata; pass a tokenizer.json instead"
-            )));
-        }
-        let pre = match md.get("tokenizer.ggml.pre") {
-            None => "default".to_owned(),
-            Some(_) => md.string("tokenizer.ggml.pre")?.to_owned(),
-        };
-        let pre = pre_tokenization_for(&pre)?;
-
         let tokens = md.string_array("tokenizer.ggml.tokens")?;
         if tokens.is_empty() {
             return Err(Metadata::err(
@@ -132,6 +112,8 @@ impl GgufTokenizer {
             ));
         }
         let vocab_size = tokens.len();
+        u32::try_from(vocab_size)
+            .map_err(|_| Metadata::err("tokenizer.ggml.tokens", "too many tokens"))?;
         let types = match md.get("tokenizer.ggml.token_type") {
             None => vec![token_type::NORMAL; vocab_size],
             Some(_) => md.i32_array("tokenizer.ggml.token_type")?,
@@ -145,68 +127,15 @@ impl GgufTokenizer {
                 ),
             ));
         }
-        let merges = md
-            .string_array("tokenizer.ggml.merges")?
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .ok_or_else(|| {
-                        Metadata::err(
-                            "tokenizer.ggml.merges",
-                            format!("entry {i} `{m}` is not two tokens separated by a space"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        let id_of = |id: usize| {
-            u32::try_from(id).map_err(|_| Metadata::err("tokenizer.ggml.tokens", "too many tokens"))
-        };
-        let mut vocab = Vocab::with_capacity(vocab_size);
-        for (id, tok) in tokens.iter().enumerate() {
-            // A duplicated string keeps its first id, as llama.cpp's text→id map does.
-            vocab.entry((*tok).to_owned()).or_insert(id_of(id)?);
-        }
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(pre.ignore_merges)
-            .build()
-            .map_err(|e| Error::Tokenizer(format!("building BPE from GGUF vocabulary: {e}")))?;
-        let mut tok = Tokenizer::new(bpe);
-        tok.with_pre_tokenizer(Some(pre.pre_tokenizer));
-        tok.with_decoder(Some(ByteLevelDecoder::default()));
-
-        let mut added = Vec::new();
-        let mut added_ids = Vec::new();
-        for (id, (text, ty)) in tokens.iter().zip(&types).enumerate() {
-            let special = match *ty {
-                token_type::CONTROL | token_type::UNKNOWN => true,
-                token_type::USER_DEFINED => false,
-                _ => continue,
-            };
-            if text.is_empty() {
-                continue;
+        let (tok, pieces) = match model {
+            "gpt2" => bpe::from_gguf(&md, &tokens, &types)?,
+            "llama" => spm::from_gguf(&md, &tokens, &types)?,
+            other => {
+                return Err(Error::UnsupportedTokenizer(format!(
+                    "tokenizer.ggml.model = `{other}`: supported are `gpt2` (byte-level BPE) and `llama` (SentencePiece); pass a tokenizer.json instead"
+                )));
             }
-            added.push(AddedToken::from((*text).to_owned(), special));
-            added_ids.push(id);
-        }
-        tok.add_tokens(&added);
-
-        let table = ByteTable::new();
-        let pieces: Vec<Box<[u8]>> = tokens
-            .iter()
-            .enumerate()
-            .map(|(id, t)| {
-                if added_ids.binary_search(&id).is_ok() {
-                    // Added tokens are stored as their literal text, not byte-mapped.
-                    t.as_bytes().into()
-                } else {
-                    table.bytes_of(t)
-                }
-            })
-            .collect();
+        };
 
         let bos = md.optional_id("tokenizer.ggml.bos_token_id", vocab_size)?;
         let add_bos = md
@@ -454,123 +383,34 @@ fn push_unique(v: &mut Vec<u32>, id: u32) {
     }
 }
 
-/// How llama.cpp prepares text for a GGUF `tokenizer.ggml.pre` value.
-struct PreTokenization {
-    /// Regex splits (applied in order, each on the pieces of the previous) + byte mapping.
-    pre_tokenizer: PreTokenizerWrapper,
-    /// Take a piece that is itself a vocabulary entry whole instead of merging it up
-    /// (llama.cpp does this for the Llama 3 family only).
-    ignore_merges: bool,
+/// The token → id map of a GGUF vocabulary. A duplicated string keeps its first id, as
+/// llama.cpp's text → id map does.
+fn vocab_of(tokens: &[&str]) -> Vocab {
+    let mut vocab = Vocab::with_capacity(tokens.len());
+    for (id, tok) in (0u32..).zip(tokens) {
+        vocab.entry((*tok).to_owned()).or_insert(id);
+    }
+    vocab
 }
 
-/// The pre-tokenization llama.cpp applies for a GGUF `tokenizer.ggml.pre` value. Unknown
-/// values are an error rather than a guess: a wrong split silently changes token ids.
-fn pre_tokenization_for(pre: &str) -> Result<PreTokenization> {
-    // The regex stages only split; ByteLevel then maps bytes without splitting again.
-    let byte_level_only: PreTokenizerWrapper = ByteLevel::new(false, true, false).into();
-    let split = |pattern: &str| -> Result<PreTokenizerWrapper> {
-        Split::new(
-            SplitPattern::Regex(pattern.to_owned()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map(Into::into)
-        .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))
-    };
-    let (stages, ignore_merges) = match pre {
-        // `\p{N}` first (every digit alone; `Digits` splits on the same `char::is_numeric`
-        // class), then the GPT-2 regex.
-        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => {
-            (vec![Digits::new(true).into(), split(GPT2_PATTERN)?], false)
+/// The tokens matched as a whole in text before the model sees it, with their ids:
+/// control (and unknown) tokens only when special tokens are parsed, user-defined tokens
+/// always, as llama.cpp does. `normalized`: whether they are matched after the
+/// tokenizer's normalizer (false: on the raw text, as llama.cpp does).
+fn added_tokens(tokens: &[&str], types: &[i32], normalized: bool) -> (Vec<AddedToken>, Vec<usize>) {
+    let mut added = Vec::new();
+    let mut ids = Vec::new();
+    for (id, (text, ty)) in tokens.iter().zip(types).enumerate() {
+        let special = match *ty {
+            token_type::CONTROL | token_type::UNKNOWN => true,
+            token_type::USER_DEFINED => false,
+            _ => continue,
+        };
+        if text.is_empty() {
+            continue;
         }
-        "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" => (vec![split(GPT2_PATTERN)?], false),
-        // What llama.cpp uses when the key is missing or says "default".
-        "default" => (
-            vec![
-                split(DEFAULT_PUNCT_PATTERN)?,
-                split(GPT2_PATTERN)?,
-                split(r"\p{N}+")?,
-                split("[0-9][0-9][0-9]")?,
-            ],
-            false,
-        ),
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" => (vec![split(LLAMA3_PATTERN)?], true),
-        "qwen2" | "stablelm2" | "deepseek-r1-qwen" => (vec![split(QWEN2_PATTERN)?], false),
-        other => {
-            return Err(Error::UnsupportedTokenizer(format!(
-                "tokenizer.ggml.pre = `{other}`: unknown pre-tokenizer; pass a tokenizer.json instead"
-            )));
-        }
-    };
-    let mut all = stages;
-    all.push(byte_level_only);
-    Ok(PreTokenization {
-        pre_tokenizer: Sequence::new(all).into(),
-        ignore_merges,
-    })
-}
-
-/// GPT-2's char→byte table, indexed by code point: bytes that are printable Latin-1 stand
-/// for themselves, the other 68 are shifted to code points 256..324 in byte order.
-struct ByteTable([Option<u8>; 324]);
-
-impl ByteTable {
-    fn new() -> Self {
-        let printable = |b: u8| matches!(b, 0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF);
-        let mut table = [None; 324];
-        let mut next = 256usize;
-        for b in 0..=255u8 {
-            if printable(b) {
-                table[usize::from(b)] = Some(b);
-            } else {
-                table[next] = Some(b);
-                next += 1;
-            }
-        }
-        Self(table)
+        added.push(AddedToken::from((*text).to_owned(), special).normalized(normalized));
+        ids.push(id);
     }
-
-    fn byte_of(&self, c: char) -> Option<u8> {
-        usize::try_from(u32::from(c))
-            .ok()
-            .and_then(|i| self.0.get(i).copied().flatten())
-    }
-
-    /// The bytes a byte-level BPE token string stands for. A char outside the table (only
-    /// possible in a vocabulary that is not really byte-level) contributes its UTF-8.
-    fn bytes_of(&self, token: &str) -> Box<[u8]> {
-        let mut out = Vec::with_capacity(token.len());
-        for c in token.chars() {
-            match self.byte_of(c) {
-                Some(b) => out.push(b),
-                None => {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-            }
-        }
-        out.into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_table_is_a_bijection_over_all_bytes() {
-        let table = ByteTable::new();
-        let mut seen = [false; 256];
-        for cp in 0u32..400 {
-            if let Some(b) = char::from_u32(cp).and_then(|c| table.byte_of(c)) {
-                assert!(!seen[usize::from(b)], "byte {b} mapped twice");
-                seen[usize::from(b)] = true;
-            }
-        }
-        assert!(seen.iter().all(|&s| s), "every byte has a char");
-        assert_eq!(table.byte_of('Ġ'), Some(b' '));
-        assert_eq!(table.byte_of('Ċ'), Some(b'\n'));
-        assert_eq!(table.byte_of('A'), Some(b'A'));
-        assert_eq!(&*table.bytes_of("Ġhi"), b" hi");
-    }
+    (added, ids)
 }
