@@ -183,9 +183,65 @@ fn check_lengths(path: &Path, file: &mut File) -> Result<()> {
                 .filter(|&e| e <= len.saturating_mul(8))
                 .ok_or_else(|| invalid(path, "a tensor's shape is larger than the file"))?;
         }
-        w.skip(4 + 8)?; // type, offset (checked against the file after the read)
+        check_tensor_type(path, w.u32()?)?;
+        w.skip(8)?; // offset (checked against the file after the read)
     }
     Ok(())
+}
+
+/// ggml tensor types thinktree reads (by id), with their names.
+pub const SUPPORTED_TENSOR_TYPES: [(u32, &str); 15] = [
+    (0, "F32"),
+    (1, "F16"),
+    (30, "BF16"),
+    (8, "Q8_0"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (6, "Q5_0"),
+    (7, "Q5_1"),
+    (10, "Q2_K"),
+    (11, "Q3_K"),
+    (12, "Q4_K"),
+    (13, "Q5_K"),
+    (14, "Q6_K"),
+    (9, "Q8_1"),
+    (15, "Q8_K"),
+];
+
+/// A typed error naming the type and the supported ones for a tensor type thinktree
+/// cannot read (the IQ, ternary and MXFP4 families, integer tensors).
+fn check_tensor_type(path: &Path, id: u32) -> Result<()> {
+    if SUPPORTED_TENSOR_TYPES.iter().any(|&(t, _)| t == id) {
+        return Ok(());
+    }
+    let name = match id {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24..=27 => "an integer type",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => "unknown",
+    };
+    let names: Vec<&str> = SUPPORTED_TENSOR_TYPES[..13]
+        .iter()
+        .map(|&(_, n)| n)
+        .collect();
+    Err(invalid(
+        path,
+        format!(
+            "a tensor has ggml type {id} ({name}), which thinktree cannot read; supported: {} (requantize the file, e.g. with llama.cpp's llama-quantize)",
+            names.join(", ")
+        ),
+    ))
 }
 
 struct Walker<'a> {

@@ -2,7 +2,8 @@
 //! sibling decode, and continuing a forked node versus re-prefilling its prefix. The same
 //! run measures candle-transformers' quantized_llama as an in-run baseline.
 //!
-//! `cargo bench -p thinktree-llm --bench engine` (set THINKTREE_MODEL to use another GGUF).
+//! `cargo bench -p thinktree-llm --bench engine` (set THINKTREE_MODEL to use another GGUF;
+//! the candle-transformers baseline runs for llama-architecture files only).
 
 use std::time::Duration;
 
@@ -97,6 +98,11 @@ fn bench_engine(c: &mut Criterion) {
     });
 
     // In-run baseline: candle-transformers' quantized_llama (owns its cache, &mut self).
+    // candle-transformers' quantized_llama runs llama-architecture files only.
+    if e.model().config().arch != "llama" {
+        g.finish();
+        return;
+    }
     let mut f = std::fs::File::open(thinktree_gguf::testing::default_model_path()).expect("open");
     let ct = gguf_file::Content::read(&mut f).expect("gguf");
     let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).expect("baseline loads");

@@ -73,6 +73,14 @@ fn hostile_lengths_are_typed_errors_not_aborts() {
     t.extend(0u32.to_le_bytes());
     t.extend(0u64.to_le_bytes());
     expect_invalid(d, "shape.gguf", &gguf(1, 0, &t));
+    // A tensor type thinktree cannot read (IQ2_XXS) is named, with the supported ones.
+    let mut t = string("token_embd.weight");
+    t.extend(1u32.to_le_bytes());
+    t.extend(256u64.to_le_bytes());
+    t.extend(16u32.to_le_bytes());
+    t.extend(0u64.to_le_bytes());
+    let r = expect_invalid(d, "iq.gguf", &gguf(1, 0, &t));
+    assert!(r.contains("IQ2_XXS") && r.contains("Q4_K"), "{r}");
     // An unknown value type.
     let mut kv = string("x");
     kv.extend(99u32.to_le_bytes());

@@ -412,11 +412,20 @@ fn missing_or_mistyped_metadata_is_a_typed_error() {
 
     let mut c = tiny_content();
     c.metadata
-        .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+        .insert("tokenizer.ggml.model".into(), Value::String("bert".into()));
     assert!(matches!(
         GgufTokenizer::from_gguf(&c),
-        Err(Error::UnsupportedTokenizer(_))
+        Err(Error::UnsupportedTokenizer(m)) if m.contains("`gpt2`") && m.contains("`llama`")
     ));
+    // SentencePiece scores must cover the vocabulary.
+    let mut c = tiny_content();
+    c.metadata
+        .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+    c.metadata.insert(
+        "tokenizer.ggml.scores".into(),
+        Value::Array(vec![Value::F32(0.0)]),
+    );
+    expect_metadata_error(&c, "tokenizer.ggml.scores");
 
     let mut c = tiny_content();
     c.metadata

@@ -278,8 +278,7 @@ fn an_unsupported_architecture_names_the_supported_ones() {
     gguf_file::write(&mut out, &md_refs, &t_refs).unwrap();
     drop(out);
     let err = LocalEngine::load(&path, EngineOptions::default())
-        .err()
-        .expect("mamba is refused")
+        .expect_err("mamba is refused")
         .to_string();
     assert!(
         err.contains("mamba") && err.contains("llama, qwen2, qwen3, gemma3"),
