@@ -115,10 +115,10 @@ impl LocalEngine {
             .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "gguf model".into());
         Ok(Self {
+            cache: KvCache::for_model(&model, opts.kv_budget_bytes),
             model: Arc::new(model),
             tokenizer,
             template,
-            cache: KvCache::new(opts.kv_budget_bytes),
             name,
         })
     }
@@ -385,9 +385,11 @@ impl LocalEngine {
 }
 
 /// Row `j` of each layer's batched keys/values, copied out so the batch can be freed.
+/// (`Tensor::copy` would clone the whole batch's storage for every row: a finished row of
+/// an 8-row step held 8 rows' keys while the cache counted one.)
 fn take_row(kv: &[LayerKv], j: usize) -> Result<Vec<LayerKv>> {
     kv.iter()
-        .map(|(k, v)| Ok((k.get(j)?.copy()?, v.get(j)?.copy()?)))
+        .map(|(k, v)| Ok((k.get(j)?.force_contiguous()?, v.get(j)?.force_contiguous()?)))
         .collect()
 }
 
@@ -507,9 +509,11 @@ impl LocalEngine {
             .kv
             .iter()
             .map(|(k, v)| {
+                // All but the last position (a window layer holds only its tail).
+                let n = k.dim(1)?.saturating_sub(1);
                 Ok((
-                    k.narrow(1, 0, len - 1)?.contiguous()?,
-                    v.narrow(1, 0, len - 1)?.contiguous()?,
+                    k.narrow(1, 0, n)?.contiguous()?,
+                    v.narrow(1, 0, n)?.contiguous()?,
                 ))
             })
             .collect::<Result<_>>()?;

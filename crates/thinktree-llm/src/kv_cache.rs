@@ -9,6 +9,15 @@
 //! budget, drops the tensors of the least recently used nodes. A node whose tensors were
 //! dropped is recomputed from its tokens the next time it is needed, so eviction can cost
 //! time but never change a result.
+//!
+//! Sliding-window layers (Gemma 3: five layers in six see only the last 512 positions)
+//! keep only their last `window` positions per node ([`KvCache::for_model`]): a query
+//! never reads further back, so the rest would be memory held for nothing. The attention
+//! mask is relative (a key is visible when it is less than `window` positions behind the
+//! query), so a window layer's context may be any tail of at least `window - 1`
+//! positions: joining nodes takes segments from the end until the window is full, and a
+//! trimmed segment (which holds a whole window) ends the walk, so the joined tail never
+//! has a gap.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -74,6 +83,8 @@ struct Registry {
 struct Store {
     id: u64,
     budget: usize,
+    /// Each layer's sliding window (empty: keep every position of every layer).
+    windows: Vec<Option<usize>>,
     next_node: AtomicU64,
     reg: Mutex<Registry>,
 }
@@ -206,12 +217,23 @@ impl fmt::Debug for KvCache {
 
 impl KvCache {
     /// A cache that keeps at most `budget_bytes` of tensors resident (beyond what the
-    /// running forward pass itself holds).
+    /// running forward pass itself holds), every position of every layer.
     pub fn new(budget_bytes: usize) -> Self {
+        Self::with_windows(budget_bytes, Vec::new())
+    }
+
+    /// A cache for `model`: like [`KvCache::new`], but its sliding-window layers keep only
+    /// their last `window` positions per node.
+    pub fn for_model(model: &Model, budget_bytes: usize) -> Self {
+        Self::with_windows(budget_bytes, model.layer_windows())
+    }
+
+    fn with_windows(budget_bytes: usize, windows: Vec<Option<usize>>) -> Self {
         let id = NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed);
         let store = Arc::new(Store {
             id,
             budget: budget_bytes,
+            windows,
             next_node: AtomicU64::new(1),
             reg: Mutex::new(Registry {
                 entries: HashMap::new(),
@@ -297,8 +319,9 @@ impl KvCache {
     }
 
     /// Stores tensors computed outside [`KvCache::prepare`] (e.g. by batched decoding) for
-    /// the first `kv[..].dim(1)` tokens of `state`'s segment, plus the next-token logits
-    /// when all its tokens are covered.
+    /// the first `kv[..].dim(1)` tokens of `state`'s segment (every position, window
+    /// layers included: they are trimmed here), plus the next-token logits when all its
+    /// tokens are covered.
     pub fn attach(
         &self,
         state: &KvState,
@@ -306,13 +329,17 @@ impl KvCache {
         logits: Option<Vec<f32>>,
     ) -> Result<()> {
         self.check(state)?;
-        let computed = kv.first().map_or(Ok(0), |(k, _)| k.dim(1))?;
+        let computed = kv
+            .iter()
+            .map(|(k, _)| k.dim(1))
+            .try_fold(0, |m, n| n.map(|n| m.max(n)))?;
         if computed > state.0.tokens.len() || (logits.is_some() && computed != state.0.tokens.len())
         {
             return Err(Error::KvCache(
                 "attached tensors do not match the node's tokens".into(),
             ));
         }
+        let kv = self.trim(kv)?;
         let mut d = state.data();
         d.kv = kv;
         d.computed = computed;
@@ -365,18 +392,24 @@ impl KvCache {
                 continue;
             }
             // Compute this segment's missing tokens on top of everything before it.
-            let prefix = concat(std::mem::take(&mut segs))?;
-            let have: Vec<LayerKv> = if usable == 0 {
-                Vec::new()
-            } else {
-                d.kv.iter()
-                    .map(|(k, v)| {
-                        Ok((
-                            k.narrow(1, 0, usable)?.unsqueeze(0)?,
-                            v.narrow(1, 0, usable)?.unsqueeze(0)?,
-                        ))
-                    })
-                    .collect::<Result<_>>()?
+            let prefix = self.concat(std::mem::take(&mut segs))?;
+            let keep = self.reusable(&d, usable)?;
+            if keep.is_none() {
+                usable = 0;
+            }
+            let have: Vec<LayerKv> = match keep {
+                Some(keep) if usable > 0 => {
+                    d.kv.iter()
+                        .zip(keep)
+                        .map(|((k, v), n)| {
+                            Ok((
+                                k.narrow(1, 0, n)?.unsqueeze(0)?,
+                                v.narrow(1, 0, n)?.unsqueeze(0)?,
+                            ))
+                        })
+                        .collect::<Result<_>>()?
+                }
+                _ => Vec::new(),
             };
             let missing = node.0.tokens[usable..].to_vec();
             let n_missing = missing.len() as u64;
@@ -390,6 +423,7 @@ impl KvCache {
                 .into_iter()
                 .map(|(k, v)| Ok((k.squeeze(0)?, v.squeeze(0)?)))
                 .collect::<Result<_>>()?;
+            let seg = self.trim(seg)?;
             let recomputed = d.max_computed.saturating_sub(usable) as u64;
             d.kv = seg.clone();
             d.computed = len;
@@ -416,9 +450,81 @@ impl KvCache {
             }
             segs.push(seg);
         }
-        out.kv = concat(segs)?;
+        out.kv = self.concat(segs)?;
         self.evict(&ids);
         Ok(out)
+    }
+
+    /// The window of layer `l`, when the cache trims it.
+    fn window(&self, l: usize) -> Option<usize> {
+        self.store.windows.get(l).copied().flatten()
+    }
+
+    /// Keeps only the last `window` positions of each window layer (in storage of their
+    /// own, so the dropped positions are freed; a narrowed view would hold them all).
+    fn trim(&self, kv: Vec<LayerKv>) -> Result<Vec<LayerKv>> {
+        kv.into_iter()
+            .enumerate()
+            .map(|(l, (k, v))| {
+                let n = k.dim(1)?;
+                Ok(match self.window(l) {
+                    Some(w) if n > w => (
+                        k.narrow(1, n - w, w)?.force_contiguous()?,
+                        v.narrow(1, n - w, w)?.force_contiguous()?,
+                    ),
+                    _ => (k, v),
+                })
+            })
+            .collect()
+    }
+
+    /// How many stored positions of each layer to reuse when the first `usable` tokens of
+    /// a node's segment are kept and the rest recomputed; `None` when a trimmed window
+    /// layer no longer holds the `window - 1` positions before `usable` (then the whole
+    /// segment is recomputed). A layer's stored keys are its last positions up to
+    /// `computed`.
+    fn reusable(&self, d: &NodeData, usable: usize) -> Result<Option<Vec<usize>>> {
+        let mut keep = Vec::with_capacity(d.kv.len());
+        for (l, (k, _)) in d.kv.iter().enumerate() {
+            let dropped = d.computed - k.dim(1)?.min(d.computed);
+            if dropped == 0 {
+                keep.push(usable);
+                continue;
+            }
+            match (usable.checked_sub(dropped), self.window(l)) {
+                (Some(n), Some(w)) if n + 1 >= w => keep.push(n),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(keep))
+    }
+
+    /// Joins per-node segments along the sequence axis into one tensor per layer; a window
+    /// layer gets only the last `window` positions, taken from the trailing segments.
+    fn concat(&self, segs: Vec<Vec<LayerKv>>) -> Result<Vec<LayerKv>> {
+        let segs: Vec<Vec<LayerKv>> = segs.into_iter().filter(|s| !s.is_empty()).collect();
+        let Some(n_layer) = segs.first().map(Vec::len) else {
+            return Ok(Vec::new());
+        };
+        (0..n_layer)
+            .map(|l| {
+                let parts: Vec<&LayerKv> = segs.iter().map(|s| &s[l]).collect();
+                let Some(w) = self.window(l) else {
+                    return cat(&parts);
+                };
+                let (mut from, mut have) = (parts.len(), 0);
+                while from > 0 && have < w {
+                    from -= 1;
+                    have += parts[from].0.dim(1)?;
+                }
+                let (k, v) = cat(&parts[from..])?;
+                Ok(if have > w {
+                    (k.narrow(1, have - w, w)?, v.narrow(1, have - w, w)?)
+                } else {
+                    (k, v)
+                })
+            })
+            .collect()
     }
 
     fn touch(&self, ids: &[u64]) {
@@ -493,21 +599,12 @@ impl KvCache {
     }
 }
 
-/// Joins per-node segments along the sequence axis into one tensor per layer.
-fn concat(segs: Vec<Vec<LayerKv>>) -> Result<Vec<LayerKv>> {
-    let mut segs: Vec<Vec<LayerKv>> = segs.into_iter().filter(|s| !s.is_empty()).collect();
-    match segs.len() {
-        0 => Ok(Vec::new()),
-        1 => Ok(segs.pop().unwrap_or_default()),
-        _ => {
-            let n_layer = segs[0].len();
-            (0..n_layer)
-                .map(|l| {
-                    let ks: Vec<&Tensor> = segs.iter().map(|s| &s[l].0).collect();
-                    let vs: Vec<&Tensor> = segs.iter().map(|s| &s[l].1).collect();
-                    Ok((Tensor::cat(&ks, 1)?, Tensor::cat(&vs, 1)?))
-                })
-                .collect()
-        }
+/// Joins `parts` (one layer's consecutive segments) along the sequence axis.
+fn cat(parts: &[&LayerKv]) -> Result<LayerKv> {
+    if let [one] = parts {
+        return Ok((*one).clone());
     }
+    let ks: Vec<&Tensor> = parts.iter().map(|p| &p.0).collect();
+    let vs: Vec<&Tensor> = parts.iter().map(|p| &p.1).collect();
+    Ok((Tensor::cat(&ks, 1)?, Tensor::cat(&vs, 1)?))
 }

@@ -54,9 +54,10 @@ pub use engine::{EngineOptions, LocalEngine};
 pub use error::{Error, Result};
 pub use model::WeightFormat;
 
-/// The variant of the 8-bit matmul kernel this process runs (`avx2+fma` or `scalar`),
-/// chosen at run time from what the CPU reports, whatever the build's `-C target-cpu`
-/// (`THINKTREE_KERNEL=scalar` forces the portable reference).
+/// The variant of the 8-bit matmul kernel this process runs (`avxvnni`, `avx2+fma`,
+/// `avx512vnni` or `scalar`), the fastest measured among those the CPU reports, chosen
+/// at run time whatever the build's `-C target-cpu` (`THINKTREE_KERNEL=<name>` picks
+/// another variant the CPU has; `scalar` forces the portable reference).
 pub fn kernel() -> &'static str {
     kernels::simd::Level::best().name()
 }

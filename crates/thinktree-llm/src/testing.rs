@@ -227,3 +227,51 @@ pub fn batch_vs_sequential_gap(
     }
     Ok(worst)
 }
+
+/// A `rows x cols` 8-bit weight matrix (Q4_1 values, the default model's type) for timing
+/// the matmul kernel variants against each other (`benches/kernels.rs`).
+#[derive(Debug)]
+pub struct KernelBench {
+    matrix: crate::kernels::int8::Int8Matrix,
+    cols: usize,
+}
+
+impl KernelBench {
+    /// A seeded random matrix.
+    pub fn new(rows: usize, cols: usize) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu)?;
+        let q = QTensor::quantize(&t, GgmlDType::Q4_1)?;
+        Ok(Self {
+            matrix: crate::kernels::int8::Int8Matrix::new(
+                crate::kernels::int8::Int8Rows::from_qtensor(&q)?,
+            ),
+            cols,
+        })
+    }
+
+    /// Every kernel variant this CPU runs, by name (best first, `scalar` last).
+    pub fn kernels() -> Vec<&'static str> {
+        crate::kernels::simd::Level::supported()
+            .into_iter()
+            .map(|l| l.name())
+            .collect()
+    }
+
+    /// `x @ W^T` for `n` rows of `x` with the named variant.
+    pub fn run(&self, kernel: &str, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let level = crate::kernels::simd::Level::supported()
+            .into_iter()
+            .find(|l| l.name() == kernel)
+            .ok_or_else(|| Error::Shape(format!("no kernel {kernel} on this CPU")))?;
+        self.matrix.matmul_with(level, x, n)
+    }
+
+    /// Input width.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}

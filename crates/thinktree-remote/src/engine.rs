@@ -92,12 +92,16 @@ impl RemoteEngine {
         })
     }
 
-    /// An engine whose tokenizer and chat template come from the GGUF the servers run.
+    /// An engine whose tokenizer and chat template come from the GGUF the servers run
+    /// (the template from [`RemoteOptions::chat_template`] when set).
     pub fn from_gguf(opts: RemoteOptions, gguf: impl AsRef<Path>) -> Result<Self> {
         let path = gguf.as_ref();
         let (content, _file) = thinktree_gguf::gguf::open(path)?;
         let tokenizer = GgufTokenizer::from_gguf(&content)?;
-        let template = ChatTemplate::from_gguf(&content)?;
+        let template = match &opts.chat_template {
+            Some(t) => t.clone(),
+            None => ChatTemplate::from_gguf(&content)?,
+        };
         let model = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use thinktree_gguf::ChatTemplate;
 
 use crate::error::{Error, Result};
 
@@ -36,6 +37,10 @@ pub struct RemoteOptions {
     /// The defaults turn off llama.cpp's extra samplers (`min_p`, `repeat_penalty`) so a
     /// request means the same thing on every server; vLLM ignores unknown fields.
     pub extra_body: Map<String, Value>,
+    /// Renders prompts instead of the GGUF's own template (or instead of the few-shot
+    /// completion prompt a base model without one gets), as the in-process engine's
+    /// option of the same name.
+    pub chat_template: Option<ChatTemplate>,
 }
 
 impl RemoteOptions {
@@ -60,6 +65,7 @@ impl RemoteOptions {
             max_in_flight: 4,
             top_logprobs: 20,
             extra_body,
+            chat_template: None,
         }
     }
 
@@ -79,6 +85,12 @@ impl RemoteOptions {
     /// Sets the `model` request field.
     pub fn model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
+        self
+    }
+
+    /// Renders prompts with `template` instead of the GGUF's own.
+    pub fn chat_template(mut self, template: ChatTemplate) -> Self {
+        self.chat_template = Some(template);
         self
     }
 

@@ -69,7 +69,7 @@ pub struct Args {
 
     /// A Jinja chat template (Hugging Face `apply_chat_template` syntax) to render prompts
     /// with instead of the GGUF's own, or instead of the few-shot completion prompt a base
-    /// model without a template gets (in-process model).
+    /// model without a template gets (in process and on --server alike).
     #[arg(long, value_name = "FILE")]
     pub chat_template: Option<PathBuf>,
 
@@ -107,6 +107,21 @@ pub struct Args {
     /// No progress bar (for logs and CI).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `gsm8k report FILE.jsonl [FILE...]`: rebuild the table, the paired comparisons and the
+/// plot from results files without solving anything (several files merge; a (problem,
+/// method) pair found in more than one keeps its last record).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gsm8k report", version, about, long_about = None)]
+pub struct ReportArgs {
+    /// Results files written by `gsm8k --out`.
+    #[arg(required = true, value_name = "FILE.jsonl")]
+    pub files: Vec<PathBuf>,
+
+    /// Where the reports go: `<out>.summary.md` and `<out>.svg` (default: the first file).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Parses one method name; the error lists the valid names.

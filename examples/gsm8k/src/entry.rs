@@ -13,7 +13,12 @@ use clap::Parser;
 /// Parses the arguments, runs, and turns an error into `error: ...` on stderr and a
 /// failing exit code.
 pub fn main_with<A: Parser>(run: impl FnOnce(&A) -> anyhow::Result<()>) -> ExitCode {
-    match run(&A::parse()) {
+    main_with_args(&A::parse(), run)
+}
+
+/// [`main_with`] on arguments parsed already (a subcommand's).
+pub fn main_with_args<A>(args: &A, run: impl FnOnce(&A) -> anyhow::Result<()>) -> ExitCode {
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

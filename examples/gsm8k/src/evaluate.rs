@@ -18,7 +18,7 @@ use crate::data::Problem;
 use crate::journal::{Entry, Journal, Start};
 use crate::output::Record;
 use crate::report::MethodSummary;
-use crate::report::summarize;
+use crate::report::{Paired, paired, summarize};
 use crate::solver::{Attempt, Solver, problem_seed};
 
 /// How [`evaluate`] runs.
@@ -63,6 +63,8 @@ pub struct EvalOutcome {
     pub solved: usize,
     /// One row per method.
     pub summary: Vec<MethodSummary>,
+    /// Each method against self-consistency (or the first method) on the same problems.
+    pub paired: Vec<Paired>,
 }
 
 /// Scores an attempt against the gold answer.
@@ -331,10 +333,12 @@ pub fn evaluate<S: Solver>(
     };
     kept.sort_by_key(|r| (order(r), method_names.iter().position(|m| *m == r.method)));
     let summary = summarize(&kept, &method_names);
+    let paired = paired(&kept, &method_names);
     Ok(EvalOutcome {
         records: kept,
         skipped,
         solved,
         summary,
+        paired,
     })
 }

@@ -1,4 +1,4 @@
-//! The per-method summary table.
+//! The per-method summary table, and paired comparisons of methods on the same problems.
 
 use std::fmt::Write as _;
 
@@ -145,4 +145,119 @@ pub fn markdown_table(rows: &[MethodSummary]) -> String {
         );
     }
     s
+}
+
+/// Two methods on the problems both solved: which each got right that the other did not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paired {
+    /// The method compared.
+    pub method: String,
+    /// The method it is compared against (self-consistency when it ran).
+    pub baseline: String,
+    /// Problems both methods have a record for.
+    pub n: usize,
+    /// Problems only `method` got right.
+    pub only_method: usize,
+    /// Problems only `baseline` got right.
+    pub only_baseline: usize,
+    /// McNemar's exact two-sided p-value of the difference.
+    pub p_value: f64,
+}
+
+/// McNemar's exact test: the two-sided binomial probability, under "both methods are
+/// equally good", of discordant pairs at least as lopsided as `b` against `c` (each
+/// discordant problem is a fair coin). `1.0` when there are none.
+pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    // P(X <= min(b, c)) for X ~ Binomial(n, 1/2), term by term in log space (n may be in
+    // the thousands, where 2^n overflows).
+    let ln_half_n = -(n as f64) * std::f64::consts::LN_2;
+    let mut ln_choose = 0.0;
+    let mut tail = 0.0;
+    for k in 0..=b.min(c) {
+        if k > 0 {
+            ln_choose += ((n - k + 1) as f64).ln() - (k as f64).ln();
+        }
+        tail += (ln_choose + ln_half_n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
+/// Every method of `methods` but the baseline, paired with the baseline on the problems
+/// both have a record for: self-consistency (`sc`) when it ran, else the first method.
+pub fn paired(records: &[Record], methods: &[String]) -> Vec<Paired> {
+    let Some(baseline) = methods
+        .iter()
+        .find(|m| *m == "sc")
+        .or_else(|| methods.first())
+    else {
+        return Vec::new();
+    };
+    let right = |m: &str| -> std::collections::HashMap<&str, bool> {
+        records
+            .iter()
+            .filter(|r| r.method == m)
+            .map(|r| (r.id.as_str(), r.correct))
+            .collect()
+    };
+    let base = right(baseline);
+    methods
+        .iter()
+        .filter(|m| *m != baseline)
+        .map(|m| {
+            let (mut n, mut only_method, mut only_baseline) = (0, 0, 0);
+            for (id, ok) in right(m) {
+                let Some(&base_ok) = base.get(id) else {
+                    continue;
+                };
+                n += 1;
+                only_method += usize::from(ok && !base_ok);
+                only_baseline += usize::from(base_ok && !ok);
+            }
+            Paired {
+                method: m.clone(),
+                baseline: baseline.clone(),
+                n,
+                only_method,
+                only_baseline,
+                p_value: mcnemar_exact(only_method, only_baseline),
+            }
+        })
+        .collect()
+}
+
+/// The paired comparisons as a Markdown table (empty when there is nothing to pair).
+pub fn paired_table(rows: &[Paired]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "Paired against `{}` on the problems both solved (McNemar's exact test: a p-value \
+         above 0.05 means the difference may well be noise):\n\n",
+        first.baseline
+    );
+    s.push_str("| method | problems | only method right | only baseline right | McNemar p |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} vs {} | {} | {} | {} | {:.3} |",
+            r.method, r.baseline, r.n, r.only_method, r.only_baseline, r.p_value
+        );
+    }
+    s
+}
+
+/// The methods of `records` in order of first appearance.
+pub fn methods_of(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        if !out.contains(&r.method) {
+            out.push(r.method.clone());
+        }
+    }
+    out
 }

@@ -9,13 +9,16 @@ use thinktree::llm::{EngineOptions, LocalEngine};
 use thinktree::reason::{Method, SolveConfig};
 use thinktree::remote::{RemoteEngine, RemoteOptions};
 
-use crate::cli::Args;
+use crate::cli::{Args, ReportArgs};
 use crate::data::{DEFAULT_NAME, Problem, load, select};
 use crate::evaluate::{EvalOptions, EvalOutcome, evaluate};
-use crate::journal::sibling;
+use crate::journal::{read_existing, sibling};
 use crate::model_path::{ensure_default_model, resolve_model_path};
+use crate::output::Record;
 use crate::plot::plot_accuracy_vs_tokens;
-use crate::report::{MethodSummary, markdown_table};
+use crate::report::{
+    MethodSummary, Paired, markdown_table, methods_of, paired, paired_table, summarize,
+};
 use crate::solver::{EngineSolver, method_configs};
 
 /// Paths of the files written next to the results.
@@ -27,15 +30,20 @@ pub struct ReportFiles {
     pub plot: PathBuf,
 }
 
-/// Writes `<out>.summary.md` and `<out>.svg`.
+/// Writes `<out>.summary.md` (the table, then the paired comparisons) and `<out>.svg`.
 pub fn write_reports(
     out: &Path,
     summary: &[MethodSummary],
+    paired: &[Paired],
     heading: &str,
 ) -> anyhow::Result<ReportFiles> {
     let md_path = sibling(out, ".summary.md");
     let svg_path = sibling(out, ".svg");
-    let md = format!("# {heading}\n\n{}", markdown_table(summary));
+    let md = format!(
+        "# {heading}\n\n{}\n{}",
+        markdown_table(summary),
+        paired_table(paired)
+    );
     std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     plot_accuracy_vs_tokens(summary, &svg_path)?;
     Ok(ReportFiles {
@@ -55,10 +63,21 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
         Some(p) => resolve_model_path(Some(p))?,
         None => ensure_default_model()?,
     };
+    let template = match &args.chat_template {
+        Some(path) => {
+            let src = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading --chat-template {}: {e}", path.display()))?;
+            Some(thinktree::gguf::ChatTemplate::from_source(&src)?)
+        }
+        None => None,
+    };
     if let Some(list) = &args.server {
         let mut opts = RemoteOptions::from_list(list)?;
         if let Some(name) = &args.server_model {
             opts = opts.model(name.clone());
+        }
+        if let Some(t) = template {
+            opts = opts.chat_template(t);
         }
         let engine = RemoteEngine::from_gguf(opts, &model_path)?;
         if !args.quiet {
@@ -87,16 +106,18 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
         return result;
     }
     if !args.quiet {
-        eprintln!("loading {} ...", model_path.display());
+        eprintln!(
+            "loading {} ... (8-bit matmul kernel: {})",
+            model_path.display(),
+            thinktree::llm::kernel()
+        );
     }
     let mut opts = EngineOptions::default().weights(args.weights);
     if let Some(mb) = args.kv_budget_mb {
         opts = opts.kv_budget_bytes(mb.saturating_mul(1 << 20));
     }
-    if let Some(path) = &args.chat_template {
-        let src = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading --chat-template {}: {e}", path.display()))?;
-        opts = opts.chat_template(thinktree::gguf::ChatTemplate::from_source(&src)?);
+    if let Some(t) = template {
+        opts = opts.chat_template(t);
     }
     let engine = LocalEngine::load(&model_path, opts)?;
     run_with(&engine, configs, &methods, &problems, args)
@@ -136,6 +157,55 @@ fn run_with<E: Engine>(
         args.offset,
         args.seed
     );
-    let files = write_reports(&args.out, &outcome.summary, &heading)?;
+    let files = write_reports(&args.out, &outcome.summary, &outcome.paired, &heading)?;
     Ok((outcome, files))
+}
+
+/// What `gsm8k report` rebuilt.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    /// Every record read, merged.
+    pub records: Vec<Record>,
+    /// One row per method, in order of first appearance.
+    pub summary: Vec<MethodSummary>,
+    /// Each method against self-consistency (or the first method).
+    pub paired: Vec<Paired>,
+    /// The files written.
+    pub files: ReportFiles,
+}
+
+/// `gsm8k report`: reads the results files (a torn last line is ignored, as `--resume`
+/// does), merges them, and writes the table, the paired comparisons and the plot.
+pub fn report_cli(args: &ReportArgs) -> anyhow::Result<Rebuilt> {
+    let mut records: Vec<Record> = Vec::new();
+    for path in &args.files {
+        if !path.is_file() {
+            anyhow::bail!("{}: no such results file", path.display());
+        }
+        for r in read_existing::<Record>(path)?.records {
+            match records
+                .iter_mut()
+                .find(|x| x.id == r.id && x.method == r.method)
+            {
+                Some(old) => *old = r,
+                None => records.push(r),
+            }
+        }
+    }
+    if records.is_empty() {
+        anyhow::bail!("no results in {}", args.files[0].display());
+    }
+    let methods = methods_of(&records);
+    let summary = summarize(&records, &methods);
+    let paired = paired(&records, &methods);
+    let out = args.out.clone().unwrap_or_else(|| args.files[0].clone());
+    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+    let heading = format!("Results of {}", names.join(", "));
+    let files = write_reports(&out, &summary, &paired, &heading)?;
+    Ok(Rebuilt {
+        records,
+        summary,
+        paired,
+        files,
+    })
 }

@@ -520,8 +520,9 @@ mod tests {
         assert_eq!(m.matmul(&[0.0; 32], 1).unwrap(), vec![0.0; 4]);
     }
 
-    /// The AVX2 path and the scalar loop compute the same bits, for signed and unsigned
-    /// weights, with and without minimums, on a row count that is not a whole panel.
+    /// Every SIMD variant and the scalar loop compute the same bits, for signed and
+    /// unsigned weights, with and without minimums, on a row count that is not a whole
+    /// panel.
     #[test]
     fn simd_and_scalar_paths_agree_bitwise() {
         let (rows, cols, n) = (21, 96, 3);
@@ -541,12 +542,73 @@ mod tests {
             assert_eq!(m.narrow, four_bit, "{dt:?}");
             // Every runtime-dispatched variant this CPU has gives the scalar bits.
             let reference = m.matmul_with(Level::SCALAR, &x, n).unwrap();
-            for level in Level::available() {
+            for level in Level::supported() {
                 let got = m.matmul_with(level, &x, n).unwrap();
                 assert_eq!(
                     got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     "{dt:?}: {} differs from scalar",
+                    level.name()
+                );
+            }
+        }
+    }
+
+    /// Every variant equals the scalar reference bit for bit on random 8-bit weights over
+    /// the whole range (-128 included), 4-bit-narrow and non-negative ones, random scales
+    /// and minimums, and activations spanning 1e-30 to 1e30 (blocks of zeros too), for 1
+    /// to 17 rows.
+    #[test]
+    fn every_variant_equals_scalar_on_random_extremes() {
+        let mut s = 0x9E37_79B9_u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for case in 0..24 {
+            let (rows, cols) = (
+                1 + (next() % 20) as usize,
+                BLOCK * (1 + (next() % 6) as usize),
+            );
+            let kind = case % 3;
+            let q: Vec<i8> = (0..rows * cols)
+                .map(|_| match kind {
+                    0 => next() as u8 as i8,
+                    1 => (next() % 33) as i8 - 16,
+                    _ => (next() % 16) as i8,
+                })
+                .collect();
+            let blocks = rows * cols / BLOCK;
+            let scale = |v: u32| (v % 2000) as f32 / 1000.0 - 1.0;
+            let d: Vec<f32> = (0..blocks).map(|_| scale(next())).collect();
+            let m = (case % 2 == 0).then(|| (0..blocks).map(|_| scale(next())).collect());
+            let w = Int8Matrix::new(Int8Rows {
+                rows,
+                cols,
+                q,
+                d,
+                m,
+            });
+            let n = 1 + (next() % 17) as usize;
+            let x: Vec<f32> = (0..n * cols)
+                .map(|i| {
+                    let exp = ((i / BLOCK) % 7) as i32 * 10 - 30;
+                    if (i / BLOCK) % 5 == 4 {
+                        0.0
+                    } else {
+                        scale(next()) * 10f32.powi(exp)
+                    }
+                })
+                .collect();
+            let reference = w.matmul_with(Level::SCALAR, &x, n).unwrap();
+            for level in Level::supported() {
+                let got = w.matmul_with(level, &x, n).unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "case {case}: {} differs from scalar",
                     level.name()
                 );
             }
@@ -576,7 +638,7 @@ mod tests {
         // (128 * 127 + 127 * 127) / 127.
         let want = (cols / 2) as f32 * (128.0 + 127.0);
         assert!((got - want).abs() < 1e-2, "{got} vs {want}");
-        for level in Level::available() {
+        for level in Level::supported() {
             assert_eq!(
                 m.matmul_with(level, &x, 1).unwrap()[0].to_bits(),
                 got.to_bits()

@@ -15,7 +15,17 @@
 //! (`int8::tests::simd_and_scalar_paths_agree_bitwise`).
 //! The only operations that need `unsafe` are calling a `#[target_feature]` function and
 //! the unaligned vector loads and stores, each on a slice whose length is checked by the
-//! types (`[i8; 32]`, `[f32; 8]`).
+//! types (`[i8; 32]`, `[[i8; 32]; 2]`, `[f32; 8]`).
+//!
+//! Variants (x86-64), in the order they are preferred (measured; see [`Level::supported`]):
+//! - `avxvnni`: the AVX2 layout with `vpdpbusd` on 256 bits (a 4-byte dot product and
+//!   its accumulation in one instruction).
+//! - `avx2+fma`: `vpmaddubsw` pairs, then `vpmaddwd` (or 16-bit adds for 4-bit weights).
+//! - `avx512vnni`: two 4-input groups per 512-bit `vpdpbusd`, the halves added per
+//!   block; slower here than the 256-bit variants, so only run on request.
+//!
+//! All of them form the same exact integer block sums and then run the same float
+//! instructions in the same order, so they agree with the scalar reference bit for bit.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -33,49 +43,70 @@ enum Isa {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
 }
 
 impl Level {
     /// The portable reference.
     pub(crate) const SCALAR: Level = Level(Isa::Scalar);
 
-    /// The best variant this CPU supports.
-    pub(crate) fn detect() -> Level {
+    /// Every variant this CPU supports, in order of preference, the scalar reference
+    /// last. The order is measured, not assumed (docs/PERFORMANCE.md, engine bench on a
+    /// CPU with all three): AVX-VNNI 374-406 tok/s prefill and 217-220 batch-8 against
+    /// AVX2's 378 and 201; AVX-512 VNNI 242 prefill (its 512-bit `vpermd` per pair of
+    /// groups costs more than the wider dot product saves) and 233 batch-8. So the
+    /// 512-bit variant is only ever run on request (`THINKTREE_KERNEL=avx512vnni`).
+    pub(crate) fn supported() -> Vec<Level> {
+        let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return Level(Isa::Avx2Fma);
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                if has!("avxvnni") {
+                    out.push(Level(Isa::AvxVnni));
+                }
+                out.push(Level(Isa::Avx2Fma));
+                if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
+                    out.push(Level(Isa::Avx512Vnni));
+                }
+            }
         }
-        Level::SCALAR
-    }
-
-    /// The level every matmul uses: [`Level::detect`], once per process, unless
-    /// `THINKTREE_KERNEL=scalar` asks for the reference (for comparisons).
-    pub(crate) fn best() -> Level {
-        static BEST: OnceLock<Level> = OnceLock::new();
-        *BEST.get_or_init(|| match std::env::var("THINKTREE_KERNEL").as_deref() {
-            Ok("scalar") => Level::SCALAR,
-            _ => Level::detect(),
-        })
-    }
-
-    /// Every level this CPU can run, the reference first (for tests).
-    #[cfg(test)]
-    pub(crate) fn available() -> Vec<Level> {
-        let mut out = vec![Level::SCALAR];
-        let best = Level::detect();
-        if best != Level::SCALAR {
-            out.push(best);
-        }
+        out.push(Level::SCALAR);
         out
     }
 
-    /// A short name for reports (`scalar`, `avx2+fma`).
+    /// The preferred variant this CPU supports.
+    pub(crate) fn detect() -> Level {
+        Level::supported()[0]
+    }
+
+    /// The level every matmul uses: [`Level::detect`], once per process, unless
+    /// `THINKTREE_KERNEL` names another variant this CPU has (`scalar` forces the
+    /// reference; for comparisons).
+    pub(crate) fn best() -> Level {
+        static BEST: OnceLock<Level> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            let asked = std::env::var("THINKTREE_KERNEL").unwrap_or_default();
+            Level::supported()
+                .into_iter()
+                .find(|l| l.name() == asked)
+                .unwrap_or_else(Level::detect)
+        })
+    }
+
+    /// A short name for reports (`scalar`, `avx2+fma`, `avxvnni`, `avx512vnni`).
     pub(crate) fn name(self) -> &'static str {
         match self.0 {
             Isa::Scalar => "scalar",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => "avxvnni",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => "avx512vnni",
         }
     }
 }
@@ -93,9 +124,21 @@ pub(crate) fn panel_tile(
     match level.0 {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
-            // SAFETY: a `Level` naming AVX2+FMA is only made by `Level::detect`, after
+            // SAFETY: a `Level` naming AVX2+FMA is only made by `Level::supported`, after
             // `is_x86_feature_detected!` reported both features on this CPU.
-            unsafe { avx2::panel_tile(w, panel, acts, n, tile) }
+            unsafe { x86::avx2::panel_tile(w, panel, acts, n, tile) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni => {
+            // SAFETY: made by `Level::supported` only after AVX2, FMA and AVX-VNNI were
+            // detected.
+            unsafe { x86::avxvnni::panel_tile(w, panel, acts, n, tile) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => {
+            // SAFETY: made by `Level::supported` only after AVX2, FMA, AVX-512F/BW and
+            // AVX-512 VNNI were detected.
+            unsafe { x86::avx512vnni::panel_tile(w, panel, acts, n, tile) }
         }
         Isa::Scalar => {
             for r in 0..n {
@@ -108,149 +151,287 @@ pub(crate) fn panel_tile(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::{
-        __m256, __m256i, _mm256_abs_epi8, _mm256_add_epi16, _mm256_add_epi32, _mm256_add_ps,
-        _mm256_cvtepi32_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256,
-        _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_set1_epi16,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_setzero_si256,
-        _mm256_sign_epi8, _mm256_storeu_ps,
-    };
+mod x86 {
+    use std::arch::x86_64::__m256i;
 
-    use super::super::int8::{BLOCK, GROUPS, Int8Matrix, PANEL, QuantRows};
+    use super::super::int8::{BLOCK, GROUPS, QuantRows};
 
-    /// [`super::panel_tile`] in AVX2 + FMA.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn panel_tile(
-        w: &Int8Matrix,
-        panel: usize,
-        acts: &QuantRows,
-        n: usize,
-        tile: &mut [f32],
-    ) {
-        match (w.nonneg, w.narrow, w.m.is_some()) {
-            (true, true, true) => tile_rows::<true, true, true>(w, panel, acts, n, tile),
-            (true, true, false) => tile_rows::<true, true, false>(w, panel, acts, n, tile),
-            (true, false, true) => tile_rows::<true, false, true>(w, panel, acts, n, tile),
-            (true, false, false) => tile_rows::<true, false, false>(w, panel, acts, n, tile),
-            (false, true, true) => tile_rows::<false, true, true>(w, panel, acts, n, tile),
-            (false, true, false) => tile_rows::<false, true, false>(w, panel, acts, n, tile),
-            (false, false, true) => tile_rows::<false, false, true>(w, panel, acts, n, tile),
-            (false, false, false) => tile_rows::<false, false, false>(w, panel, acts, n, tile),
-        }
+    /// One block of a panel: its 8 groups of weights (each 4 inputs x 8 rows) and the
+    /// activation row's 8 groups of 4 inputs.
+    type Weights = [[i8; BLOCK]; GROUPS];
+    type Acts = [[i8; 4]; GROUPS];
+
+    /// A row's activations as 4-byte groups, 8 per block.
+    fn byte_groups(acts: &QuantRows, r: usize, bpr: usize) -> &[Acts] {
+        acts.q[r * bpr * BLOCK..(r + 1) * bpr * BLOCK]
+            .as_chunks::<4>()
+            .0
+            .as_chunks::<GROUPS>()
+            .0
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    fn tile_rows<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
-        w: &Int8Matrix,
-        panel: usize,
-        acts: &QuantRows,
-        n: usize,
-        tile: &mut [f32],
-    ) {
-        for r in 0..n {
-            let out = panel_row::<NONNEG, NARROW, MIN>(w, panel, acts, r);
-            for (o, v) in out.into_iter().enumerate() {
-                tile[o * n + r] = v;
+    /// Stamps out one variant's panel kernel around its integer block sums `$sums`
+    /// (`fn(&Weights, &$acts) -> __m256i`, the 8 rows' exact sums, generic over NONNEG
+    /// and NARROW) over a row's blocks of activations `$row_acts(acts, row, blocks)`: the
+    /// float part is the same instructions in every variant.
+    macro_rules! panel_kernel {
+        ($features:literal, $sums:ident, $row_acts:ident) => {
+            use std::arch::x86_64::{
+                __m256, _mm256_add_ps, _mm256_cvtepi32_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+                _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+            };
+
+            use super::super::super::int8::{BLOCK, GROUPS, Int8Matrix, PANEL, QuantRows};
+
+            /// [`super::super::panel_tile`] in this variant.
+            ///
+            /// # Safety
+            /// The CPU must support every feature this variant is compiled for.
+            #[target_feature(enable = $features)]
+            pub(in super::super) unsafe fn panel_tile(
+                w: &Int8Matrix,
+                panel: usize,
+                acts: &QuantRows,
+                n: usize,
+                tile: &mut [f32],
+            ) {
+                match (w.nonneg, w.narrow, w.m.is_some()) {
+                    (true, true, true) => tile_rows::<true, true, true>(w, panel, acts, n, tile),
+                    (true, true, false) => tile_rows::<true, true, false>(w, panel, acts, n, tile),
+                    (true, false, true) => tile_rows::<true, false, true>(w, panel, acts, n, tile),
+                    (true, false, false) => {
+                        tile_rows::<true, false, false>(w, panel, acts, n, tile)
+                    }
+                    (false, true, true) => tile_rows::<false, true, true>(w, panel, acts, n, tile),
+                    (false, true, false) => {
+                        tile_rows::<false, true, false>(w, panel, acts, n, tile)
+                    }
+                    (false, false, true) => {
+                        tile_rows::<false, false, true>(w, panel, acts, n, tile)
+                    }
+                    (false, false, false) => {
+                        tile_rows::<false, false, false>(w, panel, acts, n, tile)
+                    }
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            fn tile_rows<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
+                w: &Int8Matrix,
+                panel: usize,
+                acts: &QuantRows,
+                n: usize,
+                tile: &mut [f32],
+            ) {
+                for r in 0..n {
+                    let out = panel_row::<NONNEG, NARROW, MIN>(w, panel, acts, r);
+                    for (o, v) in out.into_iter().enumerate() {
+                        tile[o * n + r] = v;
+                    }
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn load_f32(v: &[f32; PANEL]) -> __m256 {
+                // SAFETY: `v` is exactly 8 readable f32s; the load is unaligned.
+                unsafe { _mm256_loadu_ps(v.as_ptr()) }
+            }
+
+            /// See `Int8Matrix::panel_row_scalar` for the arithmetic: per block, the 8
+            /// rows' exact integer sums (`$sums`), then `acc = fma(sum, d_w * d_a, acc)`
+            /// lane by lane. `NONNEG`: weights are all >= 0 (no sign transfer);
+            /// `NARROW`: |weights| <= 16; `MIN`: add the minimums' term.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn panel_row<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
+                w: &Int8Matrix,
+                panel: usize,
+                acts: &QuantRows,
+                r: usize,
+            ) -> [f32; PANEL] {
+                let cols = w.cols;
+                let bpr = cols / BLOCK;
+                let blocks = w.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS]
+                    .as_chunks::<GROUPS>()
+                    .0;
+                let a_blocks = $row_acts(acts, r, bpr);
+                let (a_d, a_sum) = (
+                    &acts.d[r * bpr..(r + 1) * bpr],
+                    &acts.sum[r * bpr..(r + 1) * bpr],
+                );
+                let (w_d, _) =
+                    w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
+                let w_m = w.m.as_ref().map(|m| {
+                    m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
+                        .as_chunks::<PANEL>()
+                        .0
+                });
+                let (mut acc, mut acc_m) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                for (kb, (wb, ab)) in blocks.iter().zip(a_blocks).enumerate() {
+                    // No closures here: a closure does not inherit the function's target
+                    // features, so the intrinsics in it were calls, not instructions.
+                    let sums = $sums::<NONNEG, NARROW>(wb, ab);
+                    let scale = _mm256_mul_ps(load_f32(&w_d[kb]), _mm256_set1_ps(a_d[kb]));
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc);
+                }
+                // The minimums' term in its own loop: folded into the one above it cost a
+                // quarter of the kernel's speed (a second accumulator chain and its loads
+                // in the hot loop).
+                if MIN && let Some(wm) = w_m {
+                    for (wm, &s) in wm.iter().zip(a_sum) {
+                        acc_m = _mm256_fmadd_ps(load_f32(wm), _mm256_set1_ps(s), acc_m);
+                    }
+                }
+                let mut out = [0f32; PANEL];
+                // SAFETY: `out` is exactly 8 writable f32s; the store is unaligned.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, acc_m)) };
+                out
+            }
+        };
+    }
+
+    /// AVX2 + FMA: `vpmaddubsw` makes pairwise 16-bit products, summed in 16-bit lanes
+    /// for 4-bit weights (8 groups x 2 x 16 x 127 < 2^15) or widened per group.
+    pub(super) mod avx2 {
+        use std::arch::x86_64::{
+            _mm256_abs_epi8, _mm256_add_epi16, _mm256_add_epi32, _mm256_madd_epi16,
+            _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setzero_si256,
+            _mm256_sign_epi8,
+        };
+
+        use super::{__m256i, Acts, Weights, byte_groups, load_i8};
+
+        panel_kernel!("avx2,fma", block_sums, byte_groups);
+
+        /// Pairwise products of one 4-input group of the activation row with the same
+        /// group of the panel's 8 weight rows: lane j of the i16 result holds two of row
+        /// j/2's products.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn pair_products<const NONNEG: bool>(wg: &[i8; BLOCK], ag: [i8; 4]) -> __m256i {
+            let a = _mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)));
+            let wv = load_i8(wg);
+            if NONNEG {
+                _mm256_maddubs_epi16(wv, a)
+            } else {
+                _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(a, wv))
             }
         }
-    }
 
-    /// Pairwise products of one 4-input group of the activation row with the same group
-    /// of the panel's 8 weight rows: lane j of the i16 result holds two of row j/2's
-    /// products.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn pair_products<const NONNEG: bool>(wg: &[i8; BLOCK], ag: [i8; 4]) -> __m256i {
-        let a = _mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)));
-        let wv = load_i8(wg);
-        if NONNEG {
-            _mm256_maddubs_epi16(wv, a)
-        } else {
-            _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(a, wv))
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn load_i8(v: &[i8; BLOCK]) -> __m256i {
-        // SAFETY: `v` is exactly 32 readable bytes; the load is unaligned.
-        unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn load_f32(v: &[f32; PANEL]) -> __m256 {
-        // SAFETY: `v` is exactly 8 readable f32s; the load is unaligned.
-        unsafe { _mm256_loadu_ps(v.as_ptr()) }
-    }
-
-    /// See `Int8Matrix::panel_row_scalar` for the arithmetic. Each 4-input group of the
-    /// activation row is broadcast and multiplied into all 8 weight rows at once, so a
-    /// block's 8 sums build up lane by lane with no horizontal reduction.
-    /// `NONNEG`: weights are all >= 0 (no sign transfer); `NARROW`: |weights| <= 16, the
-    /// block sums in 16-bit lanes; `MIN`: add the minimums' term.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn panel_row<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
-        w: &Int8Matrix,
-        panel: usize,
-        acts: &QuantRows,
-        r: usize,
-    ) -> [f32; PANEL] {
-        let cols = w.cols;
-        let bpr = cols / BLOCK;
-        let groups = &w.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS];
-        let a_groups = acts.q[r * cols..(r + 1) * cols].as_chunks::<4>().0;
-        let (a_d, a_sum) = (
-            &acts.d[r * bpr..(r + 1) * bpr],
-            &acts.sum[r * bpr..(r + 1) * bpr],
-        );
-        let (w_d, _) = w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
-        let w_m = w.m.as_ref().map(|m| {
-            m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
-                .as_chunks::<PANEL>()
-                .0
-        });
-        let ones = _mm256_set1_epi16(1);
-        let (mut acc, mut acc_m) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for (kb, (wg, ag)) in groups
-            .chunks_exact(GROUPS)
-            .zip(a_groups.chunks_exact(GROUPS))
-            .enumerate()
-        {
-            // No closures here: a closure does not inherit the function's target features,
-            // so the intrinsics in it were calls, not instructions (half the speed).
-            let sums = if NARROW {
-                let mut s = _mm256_setzero_si256();
-                for g in 0..GROUPS {
-                    s = _mm256_add_epi16(s, pair_products::<NONNEG>(&wg[g], ag[g]));
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+            let ones = _mm256_set1_epi16(1);
+            let mut s = _mm256_setzero_si256();
+            if NARROW {
+                for (wg, &ag) in wb.iter().zip(ab) {
+                    s = _mm256_add_epi16(s, pair_products::<NONNEG>(wg, ag));
                 }
                 _mm256_madd_epi16(s, ones)
             } else {
-                let mut s = _mm256_setzero_si256();
-                for g in 0..GROUPS {
-                    let p = pair_products::<NONNEG>(&wg[g], ag[g]);
+                for (wg, &ag) in wb.iter().zip(ab) {
+                    let p = pair_products::<NONNEG>(wg, ag);
                     s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
                 }
                 s
-            };
-            let scale = _mm256_mul_ps(load_f32(&w_d[kb]), _mm256_set1_ps(a_d[kb]));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc);
-        }
-        // The minimums' term in its own loop: folded into the one above it cost a quarter
-        // of the kernel's speed (a second accumulator chain and its loads in the hot loop).
-        if MIN && let Some(wm) = w_m {
-            for (wm, &s) in wm.iter().zip(a_sum) {
-                acc_m = _mm256_fmadd_ps(load_f32(wm), _mm256_set1_ps(s), acc_m);
             }
         }
-        let mut out = [0f32; PANEL];
-        // SAFETY: `out` is exactly 8 writable f32s; the store is unaligned.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, acc_m)) };
-        out
+    }
+
+    /// AVX-VNNI: one `vpdpbusd` per group (4-byte dot products accumulated in 32 bits:
+    /// exact, so 4-bit and 8-bit weights take the same path).
+    pub(super) mod avxvnni {
+        use std::arch::x86_64::{
+            _mm256_abs_epi8, _mm256_dpbusd_avx_epi32, _mm256_set1_epi32, _mm256_setzero_si256,
+            _mm256_sign_epi8,
+        };
+
+        use super::{__m256i, Acts, Weights, byte_groups, load_i8};
+
+        panel_kernel!("avx2,fma,avxvnni", block_sums, byte_groups);
+
+        #[target_feature(enable = "avx2,fma,avxvnni")]
+        #[inline]
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+            let mut s = _mm256_setzero_si256();
+            for (wg, &ag) in wb.iter().zip(ab) {
+                let a = _mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)));
+                let wv = load_i8(wg);
+                s = if NONNEG {
+                    _mm256_dpbusd_avx_epi32(s, wv, a)
+                } else {
+                    _mm256_dpbusd_avx_epi32(s, _mm256_abs_epi8(wv), _mm256_sign_epi8(a, wv))
+                };
+            }
+            s
+        }
+    }
+
+    /// AVX-512 VNNI: two groups per `vpdpbusd` (lanes 0-7 one group's 8 rows, lanes 8-15
+    /// the next group's, the activations placed by one `vpermd` per pair), two
+    /// accumulator chains, the halves added once per block. AVX-512 has no `vpsignb`: the
+    /// activations are negated under the mask of negative weights instead (a zero
+    /// weight's product is zero either way).
+    pub(super) mod avx512vnni {
+        use std::arch::x86_64::{
+            __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm512_abs_epi8, _mm512_castsi256_si512,
+            _mm512_castsi512_si256, _mm512_dpbusd_epi32, _mm512_extracti64x4_epi64,
+            _mm512_loadu_si512, _mm512_mask_sub_epi8, _mm512_movepi8_mask,
+            _mm512_permutexvar_epi32, _mm512_set_epi32, _mm512_setzero_si512,
+        };
+
+        use super::{__m256i, Acts, Weights, byte_groups};
+
+        panel_kernel!(
+            "avx2,fma,avx512f,avx512bw,avx512vnni",
+            block_sums,
+            byte_groups
+        );
+
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+            // SAFETY: `ab` is exactly 32 readable bytes (8 groups of 4); unaligned load.
+            let a_all = _mm512_castsi256_si512(unsafe { _mm256_loadu_si256(ab.as_ptr().cast()) });
+            let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for (p, pair) in wb.as_chunks::<2>().0.iter().enumerate() {
+                let (lo, hi) = (2 * p as i32, 2 * p as i32 + 1);
+                let idx = _mm512_set_epi32(
+                    hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo,
+                );
+                let a = _mm512_permutexvar_epi32(idx, a_all);
+                let wv = load_pair(pair);
+                let acc = if p % 2 == 0 { s0 } else { s1 };
+                let d = if NONNEG {
+                    _mm512_dpbusd_epi32(acc, wv, a)
+                } else {
+                    let neg = _mm512_movepi8_mask(wv);
+                    let signed = _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
+                    _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(wv), signed)
+                };
+                if p % 2 == 0 {
+                    s0 = d;
+                } else {
+                    s1 = d;
+                }
+            }
+            let s = std::arch::x86_64::_mm512_add_epi32(s0, s1);
+            _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64::<1>(s))
+        }
+
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn load_pair(v: &[[i8; BLOCK]; 2]) -> __m512i {
+            // SAFETY: `v` is exactly 64 contiguous readable bytes; the load is unaligned.
+            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn load_i8(v: &[i8; BLOCK]) -> __m256i {
+        // SAFETY: `v` is exactly 32 readable bytes; the load is unaligned.
+        unsafe { std::arch::x86_64::_mm256_loadu_si256(v.as_ptr().cast()) }
     }
 }

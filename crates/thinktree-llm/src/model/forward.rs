@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use crate::error::{Error, Result};
 
 use super::block::Context;
-use super::{LayerKv, Model, ModelConfig, check_position, kv_len, on_pool};
+use super::{LayerKv, Model, ModelConfig, on_pool};
 
 impl Model {
     /// Runs `tokens` (`rows` x `t`, all rows at positions `pos..pos + t`) through the model.
@@ -56,8 +56,7 @@ impl Model {
                 });
             }
             self.check_vocab(tokens.iter().flatten())?;
-            let s_len = kv_len(suffix, 2);
-            check_position(pos, kv_len(prefix, 1), s_len)?;
+            self.check_position(pos, prefix, suffix)?;
             let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
             let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
             let x = self.embed(&ids)?;
@@ -95,7 +94,6 @@ impl Model {
                 ));
             }
             self.check_vocab(tokens)?;
-            let s_len = kv_len(suffix, 2);
             for (p, &pos) in prefixes.iter().zip(positions) {
                 if pos + 1 > self.cfg.context_length {
                     return Err(Error::ContextOverflow {
@@ -103,7 +101,7 @@ impl Model {
                         max: self.cfg.context_length,
                     });
                 }
-                check_position(pos, kv_len(*p, 1), s_len)?;
+                self.check_position(pos, *p, suffix)?;
             }
             let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
             let x = self.embed(&ids)?;

@@ -17,6 +17,8 @@ pub mod config;
 mod forward;
 pub mod weights;
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 use candle_core::quantized::QMatMul;
 
@@ -58,6 +60,59 @@ impl Model {
     /// The hyper-parameters.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// Each layer's sliding window in layer order (`None`: the layer attends to the whole
+    /// context). A window layer's keys older than its window are never read again, so the
+    /// tree cache keeps only its last `window` positions.
+    pub fn layer_windows(&self) -> Vec<Option<usize>> {
+        self.blocks.iter().map(|b| b.window).collect()
+    }
+
+    /// Positions held by per-layer keys/values, read along `dim` (1 for a shared prefix
+    /// `(kv_heads, P, head_dim)`, 2 for rows' own `(rows, kv_heads, S, head_dim)`) from
+    /// the first layer that keeps the whole context (window layers may hold fewer); 0 for
+    /// none. `None` when every layer is a window layer.
+    fn kv_len(&self, kv: Option<&[LayerKv]>, dim: usize) -> Option<usize> {
+        let full = self.blocks.iter().position(|b| b.window.is_none())?;
+        Some(
+            kv.and_then(|kv| kv.get(full))
+                .map_or(0, |(k, _)| k.dim(dim).unwrap_or(0)),
+        )
+    }
+
+    /// A typed error unless a token at `pos` follows exactly the prefix and the own keys
+    /// (read from a full-context layer; a model of window layers only can just be checked
+    /// not to run past `pos`).
+    fn check_position(
+        &self,
+        pos: usize,
+        prefix: Option<&[LayerKv]>,
+        suffix: Option<&[LayerKv]>,
+    ) -> Result<()> {
+        let (p_len, s_len) = match (self.kv_len(prefix, 1), self.kv_len(suffix, 2)) {
+            (Some(p), Some(s)) => (p, s),
+            _ => {
+                let longest = |kv: Option<&[LayerKv]>, dim: usize| {
+                    kv.into_iter()
+                        .flatten()
+                        .map(|(k, _)| k.dim(dim).unwrap_or(0))
+                        .max()
+                        .unwrap_or(0)
+                };
+                let (p, s) = (longest(prefix, 1), longest(suffix, 2));
+                if p + s <= pos {
+                    return Ok(());
+                }
+                (p, s)
+            }
+        };
+        if p_len + s_len != pos {
+            return Err(Error::KvCache(format!(
+                "position {pos} != prefix {p_len} + suffix {s_len}"
+            )));
+        }
+        Ok(())
     }
 
     /// Rotary cosines and sines for `t` tokens of each row, starting at `positions[r]`:
@@ -111,7 +166,13 @@ impl Model {
                     + b.post_norms.as_ref().map_or(0, |(a, f)| f32s(a) + f32s(f))
             })
             .sum();
-        embed + blocks + f32s(&self.out_norm) + self.output.bytes()
+        // Tied output weights read the embedding's own matrix (the same `Arc`) unless a
+        // format gave the output projection a copy of its own.
+        let output = match (&self.embed, &self.output) {
+            (QMatMul::QTensor(e), Linear::Quant(QMatMul::QTensor(o))) if Arc::ptr_eq(e, o) => 0,
+            _ => self.output.bytes(),
+        };
+        embed + blocks + f32s(&self.out_norm) + output
     }
 
     /// A typed error for the first token id outside the vocabulary.
@@ -124,24 +185,6 @@ impl Model {
             None => Ok(()),
         }
     }
-}
-
-/// Positions held by per-layer keys/values (read from the first layer's keys along
-/// `dim`: 1 for a shared prefix `(kv_heads, P, head_dim)`, 2 for rows' own `(rows,
-/// kv_heads, S, head_dim)`); 0 for none.
-fn kv_len(kv: Option<&[LayerKv]>, dim: usize) -> usize {
-    kv.and_then(|kv| kv.first())
-        .map_or(0, |(k, _)| k.dim(dim).unwrap_or(0))
-}
-
-/// A typed error unless a token at `pos` follows exactly the prefix and the own keys.
-fn check_position(pos: usize, p_len: usize, s_len: usize) -> Result<()> {
-    if p_len + s_len != pos {
-        return Err(Error::KvCache(format!(
-            "position {pos} != prefix {p_len} + suffix {s_len}"
-        )));
-    }
-    Ok(())
 }
 
 /// Runs `f` on a thread of rayon's pool (inline when already on one). A forward pass is

@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use thinktree_engine::{Engine, SampleParams, StopCondition};
 use thinktree_llm::model::WeightFormat;
 use thinktree_llm::{EngineOptions, LocalEngine};
 
@@ -211,6 +212,85 @@ fn gemma3_matches_llama_cpp() {
 /// 0.30/0.057, q8_0 0.12/0.36, q4_0 0.14/0.000, q4_1 0.14/0.15, q5_0 0.23/0.12, q5_1
 /// 0.24/0.16, q2_k 0.38/0.10, q3_k 0.34/0.000, q4_k 0.39/0.000, q5_k 0.37/0.000, q6_k
 /// 0.35/0.000.
+/// Gemma 3's window layers keep only their last `window` keys per cache node (the tiny
+/// file's window is 4), and a context built from many small nodes gives the logits of
+/// one sequential pass bit for bit, and one continued from batched decoding the logits
+/// of one pass over the same ids.
+#[test]
+fn gemma3_window_layers_keep_only_the_window() {
+    let fx = fixture("gemma3");
+    let (engine, ours) = run(&fx, WeightFormat::F32);
+    let cfg = engine.model().config().clone();
+    let windows = engine.model().layer_windows();
+    assert!(windows.contains(&None) && windows.iter().any(Option::is_some));
+    let ids = &fx.prompt_ids;
+    let n = ids.len();
+    let per_pos = 2 * cfg.n_kv_head * cfg.head_dim * 4;
+    let kept: usize = windows.iter().map(|w| w.unwrap_or(n).min(n)).sum();
+    let (whole, _) = engine.extend_tokens(&engine.root(), ids).unwrap();
+    assert_eq!(
+        engine.kv_cache().used_bytes(),
+        kept * per_pos + cfg.vocab * 4,
+        "one node of {n} tokens: full layers keep {n} positions, window layers {:?}",
+        cfg.sliding.map(|s| s.window)
+    );
+    assert!(kept < windows.len() * n, "the window trims nothing here");
+    assert_eq!(*engine.next_logits(&whole).unwrap().0, ours.logits[n - 1]);
+
+    // Nodes of 3, 1, 2, 5, 1, ... tokens: each one's logits are the sequential pass's.
+    let mut cur = engine.root();
+    let mut at = 0;
+    for (i, size) in [3, 1, 2, 5, 1, 1, 6, 2, 3].into_iter().cycle().enumerate() {
+        if at >= n {
+            break;
+        }
+        let end = (at + size).min(n);
+        cur = engine.extend_tokens(&cur, &ids[at..end]).unwrap().0;
+        at = end;
+        let l = engine.next_logits(&cur).unwrap().0;
+        assert_eq!(*l, ours.logits[at - 1], "node {i} ending at position {at}");
+    }
+
+    // Batched decoding attaches untrimmed rows; their children (whose last token's
+    // logits are recomputed on the trimmed keys) match a fresh pass over the same ids.
+    let params = SampleParams {
+        temperature: 1.0,
+        top_k: None,
+        top_p: None,
+        stop: StopCondition {
+            stop_strings: Vec::new(),
+            max_tokens: 9,
+        },
+        seed: 11,
+    };
+    let (rows, _) = engine.sample(&whole, 3, &params).unwrap();
+    let fresh = LocalEngine::load(
+        dir().join(&fx.file),
+        EngineOptions::default().weights(WeightFormat::F32),
+    )
+    .unwrap();
+    for r in &rows {
+        let (grown, _) = engine.extend_tokens(&r.state, &[ids[1]]).unwrap();
+        let all = grown.tokens();
+        let (again, _) = fresh.extend_tokens(&fresh.root(), &all).unwrap();
+        let (a, b) = (
+            engine.next_logits(&grown).unwrap().0,
+            fresh.next_logits(&again).unwrap().0,
+        );
+        let d = max_diff(&[a.to_vec()], &[b.to_vec()]);
+        assert!(d < 1e-4, "batched rows vs one pass: {d}");
+        let r_logits = engine.next_logits(&r.state).unwrap().0;
+        let (prefix, _) = fresh
+            .extend_tokens(&fresh.root(), &r.state.tokens())
+            .unwrap();
+        let d = max_diff(
+            &[r_logits.to_vec()],
+            &[fresh.next_logits(&prefix).unwrap().0.to_vec()],
+        );
+        assert!(d < 1e-4, "a batched row's own logits vs one pass: {d}");
+    }
+}
+
 #[test]
 fn every_quantization_matches_llama_cpp() {
     // (fixture, the matrices' type, tolerance int8 and f32, tolerance as stored)

@@ -474,3 +474,21 @@ fn control_tokens_in_user_text_are_refused_before_any_request() {
     let prompt = body["prompt"].as_str().unwrap();
     assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
 }
+
+/// `RemoteOptions::chat_template` replaces the GGUF's template in what is sent.
+#[test]
+fn a_chat_template_option_replaces_the_files_own() {
+    let fake = Fake::start(|_, _| (200, one_line()));
+    let (_d, path) = gguf();
+    let template = thinktree_gguf::ChatTemplate::from_source(
+        "{% for m in messages %}Q: {{ m.content }}\n{% endfor %}A:",
+    )
+    .unwrap();
+    let opts = RemoteOptions::new([fake.url.as_str()]).chat_template(template);
+    let e = RemoteEngine::from_gguf(opts, &path).unwrap();
+    let p = e.chat_prompt(&[ChatMessage::user("2+2?")], true).unwrap();
+    let (s, _) = e.extend_prompt(&e.root(), &p).unwrap();
+    e.sample(&s, 1, &params()).unwrap();
+    let body = fake.bodies.lock().unwrap()[0].clone();
+    assert_eq!(body["prompt"], "Q: 2+2?\nA:");
+}

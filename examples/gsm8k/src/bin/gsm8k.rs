@@ -5,14 +5,33 @@
 
 use std::process::ExitCode;
 
-use thinktree_gsm8k::cli::Args;
-use thinktree_gsm8k::report::markdown_table;
-use thinktree_gsm8k::run::run_cli;
+use clap::Parser;
+use thinktree_gsm8k::cli::{Args, ReportArgs};
+use thinktree_gsm8k::report::{markdown_table, paired_table};
+use thinktree_gsm8k::run::{report_cli, run_cli};
 
 fn main() -> ExitCode {
+    // `gsm8k report FILE...` rebuilds the reports from results files; anything else is a
+    // run.
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        let args = ReportArgs::parse_from(std::env::args().skip(1));
+        return thinktree_gsm8k::entry::main_with_args(&args, |args: &ReportArgs| {
+            let done = report_cli(args)?;
+            println!("{}", markdown_table(&done.summary));
+            println!("{}", paired_table(&done.paired));
+            println!(
+                "{} records | table: {} | plot: {}",
+                done.records.len(),
+                done.files.summary.display(),
+                done.files.plot.display()
+            );
+            Ok(())
+        });
+    }
     thinktree_gsm8k::entry::main_with::<Args>(|args| {
         let (outcome, files) = run_cli(args)?;
         println!("{}", markdown_table(&outcome.summary));
+        println!("{}", paired_table(&outcome.paired));
         println!(
             "{} solved now, {} already in {} | results: {} | table: {} | plot: {}",
             outcome.solved,

@@ -1,7 +1,11 @@
 //! The summary table's statistics.
 
+use thinktree_gsm8k::cli::ReportArgs;
 use thinktree_gsm8k::output::Record;
-use thinktree_gsm8k::report::{Z95, markdown_table, summarize, wilson_interval};
+use thinktree_gsm8k::report::{
+    Z95, markdown_table, mcnemar_exact, paired, paired_table, summarize, wilson_interval,
+};
+use thinktree_gsm8k::run::report_cli;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-4
@@ -84,4 +88,107 @@ fn summary_counts_means_and_rates() {
     assert!(md.contains("| sc | 2 | 50.0% (1/2) |"), "{md}");
     assert!(md.contains("| 100.0% | 2.0 | 1/2 | 200 |"), "{md}");
     assert!(md.contains("| greedy | 1 | 0.0% (0/1) |"), "{md}");
+}
+
+/// Exact values: two-sided binomial tails at p = 1/2 (R's `binom.test(b, b + c)$p.value`).
+#[test]
+fn mcnemar_matches_reference_values() {
+    assert!(close(mcnemar_exact(0, 0), 1.0));
+    assert!(close(mcnemar_exact(3, 3), 1.0));
+    // 2 * (1 + 5) / 32
+    assert!(close(mcnemar_exact(1, 4), 0.375));
+    assert!(close(mcnemar_exact(4, 1), 0.375));
+    // 2 / 2^10
+    assert!(close(mcnemar_exact(0, 10), 0.001_953_125));
+    // binom.test(10, 40): 0.002221
+    assert!((mcnemar_exact(10, 30) - 0.002_221).abs() < 1e-5);
+    // Thousands of discordant pairs neither overflow nor lose the symmetric case.
+    assert!(close(mcnemar_exact(2000, 2000), 1.0));
+    assert!(mcnemar_exact(1900, 2100) < 0.01);
+}
+
+#[test]
+fn paired_counts_only_problems_both_methods_solved() {
+    let rs = vec![
+        rec("a:0", "sc", true, true, 1, 1.0),
+        rec("a:1", "sc", false, true, 1, 1.0),
+        rec("a:2", "sc", false, false, 1, 1.0),
+        rec("a:0", "mcts", false, true, 1, 1.0),
+        rec("a:1", "mcts", true, true, 1, 1.0),
+        rec("a:2", "mcts", true, true, 1, 1.0),
+        rec("a:3", "mcts", true, true, 1, 1.0),
+        rec("a:0", "greedy", true, true, 1, 1.0),
+    ];
+    let methods: Vec<String> = ["greedy", "sc", "mcts"].map(String::from).to_vec();
+    let p = paired(&rs, &methods);
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        (p[0].method.as_str(), p[0].baseline.as_str()),
+        ("greedy", "sc")
+    );
+    assert_eq!((p[0].n, p[0].only_method, p[0].only_baseline), (1, 0, 0));
+    // a:3 has no sc record: not paired.
+    assert_eq!((p[1].n, p[1].only_method, p[1].only_baseline), (3, 2, 1));
+    assert!(close(p[1].p_value, 1.0));
+    let md = paired_table(&p);
+    assert!(md.contains("| mcts vs sc | 3 | 2 | 1 | 1.000 |"), "{md}");
+    // Without sc the first method is the baseline.
+    let p = paired(&rs, &["mcts".into(), "greedy".into()]);
+    assert_eq!(p[0].baseline, "mcts");
+}
+
+/// `gsm8k report` merges files (a later record of the same pair wins), ignores a torn
+/// last line, and writes the table, the paired comparisons and the plot.
+#[test]
+fn report_rebuilds_from_results_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |r: &Record| serde_json::to_string(r).unwrap() + "\n";
+    let a = dir.path().join("a.jsonl");
+    let b = dir.path().join("b.jsonl");
+    std::fs::write(
+        &a,
+        [
+            line(&rec("x:0", "sc", false, true, 10, 10.0)),
+            line(&rec("x:1", "sc", true, true, 10, 10.0)),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        [
+            line(&rec("x:0", "sc", true, true, 10, 10.0)),
+            line(&rec("x:0", "mcts", true, true, 20, 10.0)),
+            line(&rec("x:1", "mcts", false, true, 20, 10.0)),
+            "{\"id\": \"x:2\", \"meth".to_string(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let done = report_cli(&ReportArgs {
+        files: vec![a.clone(), b],
+        out: None,
+    })
+    .unwrap();
+    assert_eq!(done.records.len(), 4);
+    assert_eq!(done.summary[0].method, "sc");
+    assert_eq!(done.summary[0].correct, 2, "the later file's x:0 wins");
+    assert_eq!(
+        (done.paired[0].only_method, done.paired[0].only_baseline),
+        (0, 1)
+    );
+    let md = std::fs::read_to_string(&done.files.summary).unwrap();
+    assert!(md.contains("| sc | 2 | 100.0% (2/2) |"), "{md}");
+    assert!(md.contains("| mcts vs sc | 2 | 0 | 1 |"), "{md}");
+    assert!(done.files.plot.is_file());
+    let missing = report_cli(&ReportArgs {
+        files: vec![dir.path().join("none.jsonl")],
+        out: None,
+    });
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .contains("no such results file")
+    );
 }

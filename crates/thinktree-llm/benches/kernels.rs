@@ -1,0 +1,39 @@
+//! The 8-bit matmul kernel variants against each other on SmolLM2-135M's projection
+//! shapes (a decode step of 1 or 8 rows), in multiply-adds per second.
+//!
+//! `cargo bench -p thinktree-llm --bench kernels`
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use thinktree_llm::testing::KernelBench;
+
+fn bench_kernels(c: &mut Criterion) {
+    let mut g = c.benchmark_group("int8");
+    g.sample_size(20);
+    // (name, outputs, inputs): q+k+v fused, gate+up fused, down, LM head.
+    for (name, rows, cols) in [
+        ("qkv", 960, 576),
+        ("gate_up", 3072, 576),
+        ("down", 576, 1536),
+        ("lm_head", 49152, 576),
+    ] {
+        let m = KernelBench::new(rows, cols).expect("matrix");
+        for n in [1usize, 8] {
+            let x: Vec<f32> = (0..n * m.cols())
+                .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
+                .collect();
+            g.throughput(Throughput::Elements((rows * cols * n) as u64));
+            for kernel in KernelBench::kernels() {
+                if kernel == "scalar" {
+                    continue;
+                }
+                g.bench_function(BenchmarkId::new(format!("{name}/{n}"), kernel), |b| {
+                    b.iter(|| m.run(kernel, &x, n).expect("matmul"))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_kernels);
+criterion_main!(benches);
