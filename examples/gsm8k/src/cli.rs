@@ -43,6 +43,19 @@ pub struct Args {
     #[arg(long, value_name = "TOKENS")]
     pub max_tokens: Option<usize>,
 
+    /// Run every method at each of these generated-token budgets on the same problems
+    /// (comma-separated, e.g. 256,512,1024,2048,4096): one results file per budget
+    /// (`<out stem>.b<TOKENS>.jsonl`, each resumable), then one table, paired comparisons
+    /// per budget and one plot of accuracy and coverage against mean generated tokens,
+    /// a line per method, over all of them (`<out stem>.summary.md`, `<out stem>.svg`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TOKENS,...",
+        conflicts_with = "max_tokens"
+    )]
+    pub budgets: Vec<usize>,
+
     /// Scorer guiding best-of-N, beam and MCTS: confidence, self-eval, verifier, rollout,
     /// prm:PATH, or a weighted list such as confidence:0.5,verifier:0.5.
     #[arg(long, value_parser = parse_scorer)]
@@ -135,6 +148,17 @@ pub fn parse_scorer(s: &str) -> Result<ScorerSpec, String> {
 }
 
 impl Args {
+    /// The same arguments for one budget of a `--budgets` run: that token budget, and
+    /// results in `<out stem>.b<budget>.jsonl`.
+    pub fn at_budget(&self, budget: usize) -> Args {
+        Args {
+            max_tokens: Some(budget),
+            out: crate::journal::sibling(&self.out, &format!(".b{budget}.jsonl")),
+            budgets: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The methods in the order given, without repeats.
     pub fn unique_methods(&self) -> Vec<Method> {
         let mut out: Vec<Method> = Vec::new();

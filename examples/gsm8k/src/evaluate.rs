@@ -36,6 +36,8 @@ pub struct EvalOptions {
     pub progress: bool,
     /// Base seed (combined with each problem id).
     pub seed: u64,
+    /// The token budget every record is tagged with (a `--budgets` run), if any.
+    pub budget: Option<usize>,
 }
 
 impl EvalOptions {
@@ -48,6 +50,7 @@ impl EvalOptions {
             export_tree: args.export_tree.clone(),
             progress: !args.quiet,
             seed: args.seed,
+            budget: None,
         }
     }
 }
@@ -94,6 +97,7 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
         path: attempt.path,
         candidates: attempt.candidates,
         error: None,
+        budget: None,
     }
 }
 
@@ -114,6 +118,7 @@ fn error_record(problem: &Problem, method: Method, wall: Duration, e: &anyhow::E
         path: Vec::new(),
         candidates: Vec::new(),
         error: Some(format!("{e:#}")),
+        budget: None,
     }
 }
 
@@ -235,7 +240,10 @@ pub fn evaluate<S: Solver>(
         .records
         .into_iter()
         .filter(|r| {
-            r.error.is_none() && ids.contains(r.id.as_str()) && method_names.contains(&r.method)
+            r.error.is_none()
+                && r.budget == opts.budget
+                && ids.contains(r.id.as_str())
+                && method_names.contains(&r.method)
         })
         .collect();
     let done: HashSet<(String, String)> = kept.iter().map(Record::key).collect();
@@ -271,7 +279,7 @@ pub fn evaluate<S: Solver>(
             };
             let t0 = Instant::now();
             let seed = problem_seed(opts.seed, &problem.id);
-            let record = match solver.solve(&problem.question, method, seed) {
+            let mut record = match solver.solve(&problem.question, method, seed) {
                 Ok(attempt) => {
                     if let Some(dir) = &opts.export_tree
                         && let Err(e) = export_tree(dir, problem, method, &attempt)
@@ -288,6 +296,7 @@ pub fn evaluate<S: Solver>(
                     error_record(problem, method, t0.elapsed(), &e)
                 }
             };
+            record.budget = opts.budget;
             if let Err(e) = writer.write(&record) {
                 stop.store(true, Ordering::Relaxed);
                 let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
@@ -332,8 +341,12 @@ pub fn evaluate<S: Solver>(
             .unwrap_or(usize::MAX)
     };
     kept.sort_by_key(|r| (order(r), method_names.iter().position(|m| *m == r.method)));
-    let summary = summarize(&kept, &method_names);
-    let paired = paired(&kept, &method_names);
+    let labels: Vec<String> = match opts.budget {
+        Some(b) => method_names.iter().map(|m| format!("{m}@{b}")).collect(),
+        None => method_names.clone(),
+    };
+    let summary = summarize(&kept, &labels);
+    let paired = paired(&kept, &labels);
     Ok(EvalOutcome {
         records: kept,
         skipped,

@@ -41,6 +41,19 @@ pub struct Record {
     /// Set when the solve failed; such a record counts as wrong and is retried on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The generated-token budget of a `--budgets` run (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<usize>,
+}
+
+impl Record {
+    /// The method as reports name it: `mcts`, or `mcts@512` for a `--budgets` run.
+    pub fn label(&self) -> String {
+        match self.budget {
+            Some(b) => format!("{}@{b}", self.method),
+            None => self.method.clone(),
+        }
+    }
 }
 
 impl Entry for Record {

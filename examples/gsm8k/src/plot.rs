@@ -1,4 +1,5 @@
-//! Accuracy against compute, one point per method.
+//! Accuracy and coverage against compute: one point per method, or one line per method
+//! over the budgets of a `--budgets` run.
 
 use std::path::Path;
 
@@ -24,22 +25,40 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(148, 103, 189),
 ];
 
-/// Writes an SVG of accuracy (with its Wilson 95% interval as a bar) against mean
-/// generated tokens per problem, the axis the methods trade along.
+/// Writes an SVG of accuracy (with its Wilson 95% interval as a bar) and coverage
+/// (hollow triangles, dashed) against mean generated tokens per problem, the axis the
+/// methods trade along. Rows of one method at several budgets (`mcts@256`,
+/// `mcts@512`, ...) are joined into a line: the test-time scaling curve.
 pub fn plot_accuracy_vs_tokens(rows: &[MethodSummary], path: &Path) -> Result<(), PlotError> {
     let err = |e: &dyn std::fmt::Display| PlotError {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    // Rows grouped by method (the label before `@`), in order of first appearance, each
+    // group ordered by tokens.
+    let mut groups: Vec<(String, Vec<&MethodSummary>)> = Vec::new();
+    for r in rows {
+        let name = r.method.split('@').next().unwrap_or(&r.method).to_string();
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((name, vec![r])),
+        }
+    }
+    for (_, g) in &mut groups {
+        g.sort_by(|a, b| a.mean_generated.total_cmp(&b.mean_generated));
+    }
     let max_x = rows.iter().map(|r| r.mean_generated).fold(0.0f64, f64::max);
     let x_hi = if max_x > 0.0 { max_x * 1.2 } else { 1.0 };
-    let max_y = rows.iter().map(|r| r.ci.1 * 100.0).fold(0.0f64, f64::max);
+    let max_y = rows
+        .iter()
+        .map(|r| (r.ci.1 * 100.0).max(r.coverage * 100.0))
+        .fold(0.0f64, f64::max);
     let y_hi = (max_y + 5.0).clamp(10.0, 100.0);
 
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Accuracy vs. compute per method", ("sans-serif", 22))
+        .caption("Accuracy and coverage vs. compute", ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
@@ -48,33 +67,66 @@ pub fn plot_accuracy_vs_tokens(rows: &[MethodSummary], path: &Path) -> Result<()
     chart
         .configure_mesh()
         .x_desc("mean generated tokens per problem")
-        .y_desc("accuracy (%)")
+        .y_desc("accuracy / coverage (%)")
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, r) in rows.iter().enumerate() {
+    let tick = x_hi * 0.01;
+    for (i, (name, g)) in groups.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let x = r.mean_generated;
-        let (lo, hi) = (r.ci.0 * 100.0, r.ci.1 * 100.0);
-        let tick = x_hi * 0.01;
+        let acc: Vec<(f64, f64)> = g
+            .iter()
+            .map(|r| (r.mean_generated, r.accuracy * 100.0))
+            .collect();
+        let cov: Vec<(f64, f64)> = g
+            .iter()
+            .map(|r| (r.mean_generated, r.coverage * 100.0))
+            .collect();
+        if g.len() > 1 {
+            chart
+                .draw_series(LineSeries::new(acc.clone(), color.stroke_width(2)))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    cov.clone(),
+                    6,
+                    4,
+                    color.stroke_width(1),
+                ))
+                .map_err(|e| err(&e))?;
+        }
+        for r in g {
+            let x = r.mean_generated;
+            let (lo, hi) = (r.ci.0 * 100.0, r.ci.1 * 100.0);
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(2)),
+                    PathElement::new(vec![(x - tick, lo), (x + tick, lo)], color.stroke_width(2)),
+                    PathElement::new(vec![(x - tick, hi), (x + tick, hi)], color.stroke_width(2)),
+                ])
+                .map_err(|e| err(&e))?;
+        }
+        let last = g.last().map(|r| r.accuracy * 100.0).unwrap_or(0.0);
         chart
-            .draw_series([
-                PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(2)),
-                PathElement::new(vec![(x - tick, lo), (x + tick, lo)], color.stroke_width(2)),
-                PathElement::new(vec![(x - tick, hi), (x + tick, hi)], color.stroke_width(2)),
-            ])
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series([Circle::new((x, r.accuracy * 100.0), 6, color.filled())])
+            .draw_series(acc.iter().map(|&p| Circle::new(p, 6, color.filled())))
             .map_err(|e| err(&e))?
-            .label(format!("{} ({:.1}%)", r.method, r.accuracy * 100.0))
+            .label(format!("{name} accuracy ({last:.1}% at most tokens)"))
             .legend(move |(lx, ly)| Circle::new((lx + 10, ly), 5, color.filled()));
         chart
-            .draw_series([Text::new(
-                r.method.clone(),
-                (x + tick * 1.5, r.accuracy * 100.0),
-                ("sans-serif", 14),
-            )])
-            .map_err(|e| err(&e))?;
+            .draw_series(cov.iter().map(|&p| TriangleMarker::new(p, 6, color)))
+            .map_err(|e| err(&e))?
+            .label(format!("{name} coverage"))
+            .legend(move |(lx, ly)| TriangleMarker::new((lx + 10, ly), 5, color));
+        // A lone point is named beside it; a line is named by the legend (names of
+        // several budgets' points overlap).
+        for r in g.iter().filter(|_| g.len() == 1) {
+            chart
+                .draw_series([Text::new(
+                    r.method.clone(),
+                    (r.mean_generated + tick * 1.5, r.accuracy * 100.0),
+                    ("sans-serif", 14),
+                )])
+                .map_err(|e| err(&e))?;
+        }
     }
     chart
         .configure_series_labels()

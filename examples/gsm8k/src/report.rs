@@ -61,12 +61,13 @@ pub struct MethodSummary {
     pub tokens_per_s: f64,
 }
 
-/// Summarises the records of each method, in the order given.
+/// Summarises the records of each method, in the order given (by [`Record::label`]:
+/// `mcts`, or `mcts@512` in a `--budgets` run).
 pub fn summarize(records: &[Record], methods: &[String]) -> Vec<MethodSummary> {
     methods
         .iter()
         .map(|m| {
-            let rs: Vec<&Record> = records.iter().filter(|r| &r.method == m).collect();
+            let rs: Vec<&Record> = records.iter().filter(|r| &r.label() == m).collect();
             let n = rs.len();
             let correct = rs.iter().filter(|r| r.correct).count();
             let covered = rs.iter().filter(|r| r.covered).count();
@@ -186,28 +187,41 @@ pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
-/// Every method of `methods` but the baseline, paired with the baseline on the problems
-/// both have a record for: self-consistency (`sc`) when it ran, else the first method.
+/// Every method of `methods` (labels, as [`summarize`] takes them) but the baselines,
+/// paired with the baseline of its budget on the problems both have a record for:
+/// self-consistency (`sc`, or `sc@B` for budget `B`) when it ran, else the first method
+/// of that budget.
 pub fn paired(records: &[Record], methods: &[String]) -> Vec<Paired> {
-    let Some(baseline) = methods
-        .iter()
-        .find(|m| *m == "sc")
-        .or_else(|| methods.first())
-    else {
-        return Vec::new();
+    // `mcts@512` -> ("mcts", "@512"); a label without a budget has an empty suffix.
+    let split = |m: &str| -> (String, String) {
+        match m.split_once('@') {
+            Some((name, b)) => (name.to_string(), format!("@{b}")),
+            None => (m.to_string(), String::new()),
+        }
+    };
+    let baseline_of = |m: &str| -> Option<&String> {
+        let budget = split(m).1;
+        let same: Vec<&String> = methods.iter().filter(|x| split(x).1 == budget).collect();
+        same.iter()
+            .find(|x| split(x).0 == "sc")
+            .or_else(|| same.first())
+            .copied()
     };
     let right = |m: &str| -> std::collections::HashMap<&str, bool> {
         records
             .iter()
-            .filter(|r| r.method == m)
+            .filter(|r| r.label() == m)
             .map(|r| (r.id.as_str(), r.correct))
             .collect()
     };
-    let base = right(baseline);
     methods
         .iter()
-        .filter(|m| *m != baseline)
-        .map(|m| {
+        .filter_map(|m| {
+            let baseline = baseline_of(m)?;
+            (baseline != m).then_some((m, baseline))
+        })
+        .map(|(m, baseline)| {
+            let base = right(baseline);
             let (mut n, mut only_method, mut only_baseline) = (0, 0, 0);
             for (id, ok) in right(m) {
                 let Some(&base_ok) = base.get(id) else {
@@ -231,13 +245,13 @@ pub fn paired(records: &[Record], methods: &[String]) -> Vec<Paired> {
 
 /// The paired comparisons as a Markdown table (empty when there is nothing to pair).
 pub fn paired_table(rows: &[Paired]) -> String {
-    let Some(first) = rows.first() else {
+    if rows.is_empty() {
         return String::new();
-    };
-    let mut s = format!(
-        "Paired against `{}` on the problems both solved (McNemar's exact test: a p-value \
-         above 0.05 means the difference may well be noise):\n\n",
-        first.baseline
+    }
+    let mut s = String::from(
+        "Paired against self-consistency at the same budget (or the first method), on the \
+         problems both solved (McNemar's exact test: a p-value above 0.05 means the \
+         difference may well be noise):\n\n",
     );
     s.push_str("| method | problems | only method right | only baseline right | McNemar p |\n");
     s.push_str("| --- | ---: | ---: | ---: | ---: |\n");
@@ -251,13 +265,26 @@ pub fn paired_table(rows: &[Paired]) -> String {
     s
 }
 
-/// The methods of `records` in order of first appearance.
+/// The methods of `records` ([`Record::label`]s) in order of first appearance, all
+/// budgets of a method together, smallest first.
 pub fn methods_of(records: &[Record]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut keys: Vec<(String, Option<usize>)> = Vec::new();
     for r in records {
-        if !out.contains(&r.method) {
-            out.push(r.method.clone());
+        if !keys.iter().any(|(m, b)| *m == r.method && *b == r.budget) {
+            keys.push((r.method.clone(), r.budget));
         }
     }
-    out
+    let order: Vec<String> = keys.iter().fold(Vec::new(), |mut o, (m, _)| {
+        if !o.contains(m) {
+            o.push(m.clone());
+        }
+        o
+    });
+    keys.sort_by_key(|(m, b)| (order.iter().position(|x| x == m), *b));
+    keys.into_iter()
+        .map(|(method, budget)| match budget {
+            Some(b) => format!("{method}@{b}"),
+            None => method,
+        })
+        .collect()
 }

@@ -59,6 +59,10 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     let all = load(args.data.as_deref())?;
     let problems = select(all, args.offset, args.limit)?;
     let configs = method_configs(&methods, args)?;
+    // Every budget's settings are checked before the model loads, too.
+    for &b in &args.budgets {
+        method_configs(&methods, &args.at_budget(b))?;
+    }
     let model_path = match &args.model {
         Some(p) => resolve_model_path(Some(p))?,
         None => ensure_default_model()?,
@@ -133,8 +137,12 @@ fn run_with<E: Engine>(
 ) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
     // Each method's scorer is built once, up front: a missing or mismatched `value:` /
     // `prm:` file is one clear error now, not a failed line for every problem, and a judge
-    // model is loaded once for the run.
-    let solver = EngineSolver::new(engine, configs)?;
+    // model is loaded once for the run (once per budget with --budgets).
+    let solver = if args.budgets.is_empty() {
+        Some(EngineSolver::new(engine, configs)?)
+    } else {
+        None
+    };
     let dataset = args.data.as_ref().map_or_else(
         || format!("{DEFAULT_NAME} set"),
         |p| p.display().to_string(),
@@ -149,7 +157,10 @@ fn run_with<E: Engine>(
             args.threads
         );
     }
-    let outcome = evaluate(&solver, problems, methods, &EvalOptions::from_args(args))?;
+    let outcome = match &solver {
+        Some(solver) => evaluate(solver, problems, methods, &EvalOptions::from_args(args))?,
+        None => evaluate_budgets(engine, methods, problems, args)?,
+    };
     let heading = format!(
         "{} on {dataset}: {} problems from offset {}, seed {}",
         engine.name(),
@@ -159,6 +170,40 @@ fn run_with<E: Engine>(
     );
     let files = write_reports(&args.out, &outcome.summary, &outcome.paired, &heading)?;
     Ok((outcome, files))
+}
+
+/// A `--budgets` run: every method at every budget, one results file per budget, the
+/// outcome merged over all of them (rows `method@budget`).
+fn evaluate_budgets<E: Engine>(
+    engine: &E,
+    methods: &[Method],
+    problems: &[Problem],
+    args: &Args,
+) -> anyhow::Result<EvalOutcome> {
+    let (mut records, mut solved, mut skipped) = (Vec::new(), 0, 0);
+    for &budget in &args.budgets {
+        let at = args.at_budget(budget);
+        if !args.quiet {
+            eprintln!("budget {budget} tokens per problem -> {}", at.out.display());
+        }
+        let solver = EngineSolver::new(engine, method_configs(methods, &at)?)?;
+        let opts = EvalOptions {
+            budget: Some(budget),
+            ..EvalOptions::from_args(&at)
+        };
+        let outcome = evaluate(&solver, problems, methods, &opts)?;
+        records.extend(outcome.records);
+        solved += outcome.solved;
+        skipped += outcome.skipped;
+    }
+    let labels = methods_of(&records);
+    Ok(EvalOutcome {
+        summary: summarize(&records, &labels),
+        paired: paired(&records, &labels),
+        records,
+        skipped,
+        solved,
+    })
 }
 
 /// What `gsm8k report` rebuilt.
@@ -185,7 +230,7 @@ pub fn report_cli(args: &ReportArgs) -> anyhow::Result<Rebuilt> {
         for r in read_existing::<Record>(path)?.records {
             match records
                 .iter_mut()
-                .find(|x| x.id == r.id && x.method == r.method)
+                .find(|x| x.id == r.id && x.method == r.method && x.budget == r.budget)
             {
                 Some(old) => *old = r,
                 None => records.push(r),

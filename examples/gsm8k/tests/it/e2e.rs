@@ -247,3 +247,83 @@ fn evictions_and_threads_never_change_the_results() {
     let computed = |rs: &[Record]| rs.iter().map(|r| r.computed_tokens).sum::<u64>();
     assert!(computed(&tight) > computed(&two), "no eviction happened");
 }
+
+/// `--budgets` runs every method at every budget on the same problems: one results file
+/// per budget with the budget in each record, one merged table with rows `method@budget`
+/// and paired comparisons per budget, one plot; `gsm8k report` rebuilds the same table
+/// from the files.
+#[test]
+fn budgets_run_every_method_at_every_budget_and_report_rebuilds_them() {
+    let (dir, model, data) = setup();
+    let out = dir.path().join("scale.jsonl");
+    let o = gsm8k(&[
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--methods",
+        "greedy,sc",
+        "--budgets",
+        "16,48",
+        "--samples",
+        "3",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for row in [
+        "| greedy@16 | 2 |",
+        "| sc@16 | 2 |",
+        "| greedy@48 | 2 |",
+        "| sc@48 | 2 |",
+    ] {
+        assert!(stdout.contains(row), "{row} missing: {stdout}");
+    }
+    assert!(stdout.contains("| greedy@16 vs sc@16 | 2 |"), "{stdout}");
+    assert!(stdout.contains("| greedy@48 vs sc@48 | 2 |"), "{stdout}");
+    for budget in [16u64, 48] {
+        let file = dir.path().join(format!("scale.b{budget}.jsonl"));
+        let records: Vec<Record> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 4, "{}", file.display());
+        for r in &records {
+            assert_eq!(r.budget, Some(budget as usize));
+            // A batched step may overrun by less than a token per row (`Meter::per_row`).
+            assert!(r.generated_tokens < budget + 3, "{r:?}");
+        }
+    }
+    let summary = std::fs::read_to_string(dir.path().join("scale.summary.md")).unwrap();
+    assert!(summary.contains("| sc@48 | 2 |"), "{summary}");
+    let svg = std::fs::read_to_string(dir.path().join("scale.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("sc coverage"), "plot");
+
+    let rebuilt = dir.path().join("again.jsonl");
+    let o = gsm8k(&[
+        "report",
+        s(&dir.path().join("scale.b16.jsonl")),
+        s(&dir.path().join("scale.b48.jsonl")),
+        "--out",
+        s(&rebuilt),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = std::fs::read_to_string(dir.path().join("again.summary.md")).unwrap();
+    let table = |md: &str| -> Vec<String> {
+        md.lines()
+            .filter(|l| l.starts_with("| greedy") || l.starts_with("| sc"))
+            .map(|l| l.split(" | ").take(6).collect::<Vec<_>>().join(" | "))
+            .collect()
+    };
+    assert_eq!(
+        table(&again),
+        table(&summary),
+        "report rebuilds the run's table"
+    );
+    // --budgets and --max-tokens ask for different things.
+    let o = gsm8k(&["--budgets", "16", "--max-tokens", "16", "--quiet"]);
+    assert!(!o.status.success());
+}

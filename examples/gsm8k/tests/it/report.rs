@@ -63,6 +63,7 @@ fn rec(
         path: vec![],
         candidates: vec![],
         error: None,
+        budget: None,
     }
 }
 
@@ -191,4 +192,36 @@ fn report_rebuilds_from_results_files() {
             .to_string()
             .contains("no such results file")
     );
+}
+
+/// Budgeted rows (`mcts@512`) pair with self-consistency at the same budget, and the
+/// labels list every budget of a method together, smallest first.
+#[test]
+fn budgets_pair_within_their_budget() {
+    let at = |id: &str, m: &str, ok: bool, b: usize| Record {
+        budget: Some(b),
+        ..rec(id, m, ok, ok, 1, 1.0)
+    };
+    let rs = vec![
+        at("a:0", "mcts", true, 512),
+        at("a:0", "sc", false, 512),
+        at("a:0", "mcts", false, 256),
+        at("a:0", "sc", true, 256),
+    ];
+    let labels = thinktree_gsm8k::report::methods_of(&rs);
+    assert_eq!(labels, ["mcts@256", "mcts@512", "sc@256", "sc@512"]);
+    let p = paired(&rs, &labels);
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        (p[0].method.as_str(), p[0].baseline.as_str()),
+        ("mcts@256", "sc@256")
+    );
+    assert_eq!((p[0].only_method, p[0].only_baseline), (0, 1));
+    assert_eq!(
+        (p[1].method.as_str(), p[1].baseline.as_str()),
+        ("mcts@512", "sc@512")
+    );
+    assert_eq!((p[1].only_method, p[1].only_baseline), (1, 0));
+    let s = summarize(&rs, &labels);
+    assert_eq!((s[1].method.as_str(), s[1].correct), ("mcts@512", 1));
 }

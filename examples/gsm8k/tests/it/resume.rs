@@ -86,6 +86,7 @@ fn opts(out: &Path, resume: bool, threads: usize) -> EvalOptions {
         export_tree: None,
         progress: false,
         seed: 7,
+        budget: None,
     }
 }
 
