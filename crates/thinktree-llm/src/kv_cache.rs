@@ -188,8 +188,9 @@ impl KvState {
 /// What [`KvCache::prepare`] hands to a forward pass.
 #[derive(Debug)]
 pub struct Prepared {
-    /// Per-layer `(kv_heads, len, head_dim)` keys/values of the whole context; empty for
-    /// the empty context.
+    /// Per-layer `(kv_heads, len, head_dim)` keys/values of the whole context (a
+    /// sliding-window layer of a [`KvCache::for_model`] cache: only its last `window`
+    /// positions); empty for the empty context.
     pub kv: Vec<LayerKv>,
     /// Next-token logits, when asked for.
     pub logits: Option<Arc<Vec<f32>>>,
