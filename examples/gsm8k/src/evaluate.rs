@@ -16,7 +16,7 @@ use thinktree::reason::answer::answers_match;
 use crate::cli::Args;
 use crate::data::Problem;
 use crate::journal::{Entry, Journal, Start};
-use crate::output::Record;
+use crate::output::{Record, label};
 use crate::report::MethodSummary;
 use crate::report::{Paired, paired, summarize};
 use crate::solver::{Attempt, Solver, problem_seed};
@@ -341,10 +341,7 @@ pub fn evaluate<S: Solver>(
             .unwrap_or(usize::MAX)
     };
     kept.sort_by_key(|r| (order(r), method_names.iter().position(|m| *m == r.method)));
-    let labels: Vec<String> = match opts.budget {
-        Some(b) => method_names.iter().map(|m| format!("{m}@{b}")).collect(),
-        None => method_names.clone(),
-    };
+    let labels: Vec<String> = method_names.iter().map(|m| label(m, opts.budget)).collect();
     let summary = summarize(&kept, &labels);
     let paired = paired(&kept, &labels);
     Ok(EvalOutcome {

@@ -47,12 +47,17 @@ pub struct Record {
 }
 
 impl Record {
-    /// The method as reports name it: `mcts`, or `mcts@512` for a `--budgets` run.
+    /// The method as reports name it ([`label`]).
     pub fn label(&self) -> String {
-        match self.budget {
-            Some(b) => format!("{}@{b}", self.method),
-            None => self.method.clone(),
-        }
+        label(&self.method, self.budget)
+    }
+}
+
+/// A method as reports name it: `mcts`, or `mcts@512` at a `--budgets` run's budget.
+pub fn label(method: &str, budget: Option<usize>) -> String {
+    match budget {
+        Some(b) => format!("{method}@{b}"),
+        None => method.to_string(),
     }
 }
 

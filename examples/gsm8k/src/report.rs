@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::Record;
+use crate::output::{Record, label};
 
 /// Two-sided 95% normal quantile.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -281,10 +281,7 @@ pub fn methods_of(records: &[Record]) -> Vec<String> {
         o
     });
     keys.sort_by_key(|(m, b)| (order.iter().position(|x| x == m), *b));
-    keys.into_iter()
-        .map(|(method, budget)| match budget {
-            Some(b) => format!("{method}@{b}"),
-            None => method,
-        })
+    keys.iter()
+        .map(|(method, budget)| label(method, *budget))
         .collect()
 }
