@@ -71,7 +71,8 @@ pub struct SolveConfig {
     pub rollout_tokens: usize,
     /// System prompt override (None: [`super::DEFAULT_SYSTEM_PROMPT`]).
     pub system_prompt: Option<String>,
-    /// Fill [`super::Solution::tree`] (MCTS and beam).
+    /// Fill [`super::Solution::tree`]: MCTS's and beam's trees; the chains of greedy,
+    /// self-consistency and best-of-N side by side under the root.
     pub export_tree: bool,
     /// How final answers are read.
     pub extractor: Extractor,

@@ -13,6 +13,8 @@
 //! self-evaluation on the node's own cache, rollout agreement, an arithmetic verifier, a
 //! separate judge model, or your own [`scorer::Reward`]. Every [`Solution`] reports the
 //! exact [`thinktree_engine::Usage`] spent, so methods can be compared at equal compute.
+//! With [`SolveConfig::export_tree`] set it also carries the explored tree, which
+//! [`TreeView`] turns into one self-contained HTML page for people.
 //!
 //! ```
 //! use thinktree_engine::Engine;
@@ -55,6 +57,7 @@ mod stepper;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tree;
+mod view;
 
 pub use error::{Error, Result};
 
@@ -67,6 +70,7 @@ pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
 pub use solution::Solution;
 pub use split::StepSplit;
 pub use tree::{SearchTree, TreeNode};
+pub use view::TreeView;
 
 use std::time::Instant;
 

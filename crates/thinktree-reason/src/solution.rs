@@ -30,9 +30,10 @@ pub struct Solution {
     pub method: Method,
     /// Whether the adaptive stopping rule ended the search before its budget.
     pub early_stopped: bool,
-    /// The explored tree (MCTS and beam, when [`super::SolveConfig::export_tree`] is set):
-    /// what `thinktree-value` turns into training data, and what
-    /// [`super::SearchTree::to_dot`] / [`super::SearchTree::to_json`] render for people.
+    /// The explored tree, when [`super::SolveConfig::export_tree`] is set (MCTS and beam:
+    /// their trees; the voting methods: their chains under the root): what
+    /// `thinktree-value` turns into training data, and what [`super::TreeView`] (HTML),
+    /// [`super::SearchTree::to_dot`] and [`super::SearchTree::to_json`] render for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<super::tree::SearchTree>,
 }

@@ -35,6 +35,10 @@ pub struct TreeNode {
     /// The scorer's value for the node (beam: its step score; MCTS: its leaf evaluation,
     /// or its exact value if the outcome is known).
     pub value: Option<f64>,
+    /// Tokens generated for the step that led here (a chain node of the voting methods:
+    /// for its whole chain); 0 for the root and in records written before it was kept.
+    #[serde(default)]
+    pub tokens: usize,
 }
 
 impl TreeNode {

@@ -113,7 +113,9 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
 
-    /// Write each problem's search tree as DOT and JSON into this directory (beam, MCTS).
+    /// Write each solve's tree into this directory: a self-contained HTML viewer page (open
+    /// DIR/index.html), DOT and JSON. MCTS and beam: their trees; greedy, sc, bon: their
+    /// chains side by side.
     #[arg(long, value_name = "DIR")]
     pub export_tree: Option<PathBuf>,
 

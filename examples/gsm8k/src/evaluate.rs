@@ -2,7 +2,7 @@
 //! shared model, each result streamed to the results journal as it finishes.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use crate::output::{Record, label};
 use crate::report::MethodSummary;
 use crate::report::{Paired, paired, summarize};
 use crate::solver::{Attempt, Solver, problem_seed};
+use crate::trees;
 
 /// How [`evaluate`] runs.
 #[derive(Debug, Clone)]
@@ -164,35 +165,6 @@ fn warn(bar: &ProgressBar, msg: &str) {
     }
 }
 
-/// File-name-safe form of a problem id.
-fn file_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn export_tree(
-    dir: &Path,
-    problem: &Problem,
-    method: Method,
-    attempt: &Attempt,
-) -> anyhow::Result<()> {
-    let base = format!("{}-{method}", file_safe(&problem.id));
-    if let Some(tree) = &attempt.tree {
-        let p = dir.join(format!("{base}.dot"));
-        std::fs::write(&p, tree.to_dot()).with_context(|| format!("writing {}", p.display()))?;
-        let p = dir.join(format!("{base}.json"));
-        std::fs::write(&p, tree.to_json()?).with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
-}
-
 /// Solves every (problem, method) pair not already in the results file, streaming one
 /// line per pair, and summarises all records of the selection.
 ///
@@ -282,7 +254,12 @@ pub fn evaluate<S: Solver>(
             let mut record = match solver.solve(&problem.question, method, seed) {
                 Ok(attempt) => {
                     if let Some(dir) = &opts.export_tree
-                        && let Err(e) = export_tree(dir, problem, method, &attempt)
+                        && let Err(e) = trees::export(
+                            dir,
+                            problem,
+                            &label(&method.to_string(), opts.budget),
+                            &attempt,
+                        )
                     {
                         warn(&bar, &format!("warning: {e:#}"));
                     }
@@ -342,6 +319,12 @@ pub fn evaluate<S: Solver>(
     };
     kept.sort_by_key(|r| (order(r), method_names.iter().position(|m| *m == r.method)));
     let labels: Vec<String> = method_names.iter().map(|m| label(m, opts.budget)).collect();
+    if let Some(dir) = &opts.export_tree {
+        let index = trees::write_index(dir, &kept)?;
+        if opts.progress {
+            eprintln!("trees: open {} in a browser", index.display());
+        }
+    }
     let summary = summarize(&kept, &labels);
     let paired = paired(&kept, &labels);
     Ok(EvalOutcome {

@@ -4,7 +4,8 @@
 //! [`cli`] parses `gsm8k`'s options, [`data`] loads problem sets, [`model_path`] finds
 //! (and fetches) the model, [`solver`] answers one problem with one method,
 //! [`evaluate`] schedules (problem, method) pairs over parallel workers, [`run`] is
-//! `gsm8k`'s whole job, [`report`] and [`plot`] summarise it. [`selfplay`] and
+//! `gsm8k`'s whole job, [`report`] and [`plot`] summarise it, [`trees`] writes the tree
+//! viewer's pages. [`selfplay`] and
 //! [`train_value`] are the other two binaries' work. [`journal`] is the one resume
 //! mechanism of all three: an append-only, locked JSONL file ([`output`] holds `gsm8k`'s
 //! record type).
@@ -23,3 +24,4 @@ pub mod run;
 pub mod selfplay;
 pub mod solver;
 pub mod train_value;
+pub mod trees;

@@ -117,6 +117,7 @@ fn push<S>(
         mean: None,
         prior: prior as f32,
         value: score,
+        tokens: node.step_logprobs.len(),
     });
     id
 }

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::stepper::rollout;
 use thinktree_engine::Engine;
 
-use super::{Outcome, Solve, finished};
+use super::{Outcome, Solve, chains_root, finished, push_chain};
 
 /// One greedy path, stepped to its end.
 pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
@@ -17,6 +17,13 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     )?;
     let refs: Vec<_> = nodes.iter().collect();
     let scores = run.score(&refs, true)?;
+    let tree = run.cfg.export_tree.then(|| {
+        let mut tree = chains_root();
+        for (n, &s) in nodes.iter().zip(&scores) {
+            push_chain(&mut tree, n, s);
+        }
+        tree
+    });
     let finished = nodes
         .iter()
         .zip(scores)
@@ -24,6 +31,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
         .collect();
     Ok(Outcome {
         finished,
+        tree,
         ..Outcome::default()
     })
 }

@@ -331,6 +331,7 @@ fn structured<S>(
             mean: (stats.visits > 0).then(|| stats.mean()),
             prior: n.prior(),
             value: n.terminal_value().or(n.evaluation()),
+            tokens: step.node.step_logprobs.len(),
         });
     }
     Ok(SearchTree { nodes })

@@ -107,6 +107,46 @@ pub(crate) fn score_nodes<E: Engine>(
     Ok((scores, usage))
 }
 
+/// The tree record of the methods that sample whole chains (greedy, self-consistency,
+/// best-of-N): the root and one child per chain holding all its steps, so a viewer shows
+/// the chains side by side. Built as chains finish, so no engine state is held for it.
+pub(crate) fn chains_root() -> super::tree::SearchTree {
+    super::tree::SearchTree {
+        nodes: vec![super::tree::TreeNode {
+            id: 0,
+            parent: None,
+            depth: 0,
+            steps: Vec::new(),
+            raw: String::new(),
+            terminal: false,
+            answer: None,
+            visits: 0,
+            mean: None,
+            prior: 1.0,
+            value: None,
+            tokens: 0,
+        }],
+    }
+}
+
+/// Adds a finished chain with its score under the root of a [`chains_root`] tree.
+pub(crate) fn push_chain<S>(tree: &mut super::tree::SearchTree, chain: &Node<S>, score: f64) {
+    tree.nodes.push(super::tree::TreeNode {
+        id: tree.nodes.len(),
+        parent: Some(0),
+        depth: chain.depth,
+        steps: chain.steps.clone(),
+        raw: chain.raw.clone(),
+        terminal: chain.terminal,
+        answer: chain.answer.clone(),
+        visits: 0,
+        mean: None,
+        prior: 1.0,
+        value: Some(score),
+        tokens: chain.path_logprobs.len(),
+    });
+}
+
 /// A finished path for the aggregator.
 pub(crate) fn finished<S>(node: &Node<S>, score: f64, rank: f64) -> Finished {
     Finished {

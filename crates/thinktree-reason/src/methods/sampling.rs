@@ -9,7 +9,7 @@ use crate::node::Node;
 use crate::split::StepSplit;
 use thinktree_engine::{SampleParams, StopCondition};
 
-use super::{Outcome, Solve, finished};
+use super::{Outcome, Solve, chains_root, finished, push_chain};
 
 /// `wave` complete chains from the root in one batched `sample` call.
 fn whole_chains<E: Engine>(
@@ -47,6 +47,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     let cfg = run.cfg;
     let mut out = Outcome::default();
     let mut remaining = cfg.samples;
+    let mut tree = cfg.export_tree.then(chains_root);
     while remaining > 0 && run.meter.left() > 0 {
         let wave = remaining.min(cfg.batch);
         let seed = run.meter.next_seed();
@@ -73,7 +74,12 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
         let refs: Vec<_> = done.iter().collect();
         let scores = run.score(&refs, true)?;
         out.finished
-            .extend(done.iter().zip(scores).map(|(n, s)| finished(n, s, s)));
+            .extend(done.iter().zip(&scores).map(|(n, &s)| finished(n, s, s)));
+        if let Some(tree) = &mut tree {
+            for (n, &s) in done.iter().zip(&scores) {
+                push_chain(tree, n, s);
+            }
+        }
         if cfg.early_stop.is_some()
             && remaining > 0
             && vote_decided(&tally(&out.finished), remaining, cfg.early_stop)
@@ -82,5 +88,6 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
             break;
         }
     }
+    out.tree = tree;
     Ok(out)
 }

@@ -1,7 +1,9 @@
 //! Deterministic tests of the reasoning layer on a scripted engine.
 
 use thinktree_reason::testing::ScriptEngine;
-use thinktree_reason::{Aggregation, Method, RewardFn, ScorerSpec, SolveConfig, StepSplit, solve};
+use thinktree_reason::{
+    Aggregation, Method, RewardFn, ScorerSpec, SolveConfig, StepSplit, TreeView, solve,
+};
 
 const Q: &str = "Tom has 3 boxes with 4 apples each. He eats 2. How many are left?";
 
@@ -178,6 +180,41 @@ fn beam_exports_its_tree() {
         let parent = &tree.nodes[n.parent.unwrap()];
         assert_eq!(n.steps[..n.steps.len() - 1], parent.steps[..], "{n:?}");
         assert!(n.value.is_some() && n.raw.starts_with(&parent.raw));
+    }
+}
+
+#[test]
+fn voting_methods_export_their_chains_side_by_side() {
+    let e = engine();
+    for method in [Method::Greedy, Method::SelfConsistency, Method::BestOfN] {
+        let mut cfg = SolveConfig::new(method);
+        cfg.samples = 4;
+        cfg.export_tree = true;
+        let sol = solve(&e, Q, &cfg).unwrap();
+        let tree = sol.tree.clone().expect("a tree for every method");
+        let chains = if method == Method::Greedy { 1 } else { 4 };
+        assert_eq!(tree.nodes.len(), 1 + chains, "{method}");
+        let root = &tree.nodes[0];
+        assert!(root.parent.is_none() && root.steps.is_empty());
+        for n in &tree.nodes[1..] {
+            assert_eq!(n.parent, Some(0));
+            assert!(n.terminal && n.tokens > 0 && n.value.is_some(), "{n:?}");
+            assert!(
+                sol.candidates
+                    .iter()
+                    .any(|c| Some(&c.answer) == n.answer.as_ref())
+            );
+        }
+        // The chosen path is one of the chains, and the viewer highlights it.
+        let chosen = TreeView::new(&tree, Q).chosen(&sol.path, None).chosen_ids();
+        assert_eq!(chosen.len(), 2, "{method}");
+        assert_eq!(tree.nodes[chosen[1]].steps, sol.path);
+        assert!(
+            TreeView::of_solution(&sol, Q)
+                .unwrap()
+                .to_html()
+                .contains("\"nodes\"")
+        );
     }
 }
 

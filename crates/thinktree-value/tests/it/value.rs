@@ -328,6 +328,7 @@ fn node(id: usize, parent: Option<usize>, steps: &[&str], terminal: Option<&str>
         mean: Some(0.5),
         prior: 0.5,
         value: None,
+        tokens: 3,
     }
 }
 

@@ -7,19 +7,19 @@ use std::process::{Command, Output};
 use thinktree_gsm8k::output::Record;
 use thinktree_llm::testing::{TinyModelConfig, write_tiny_llama_gguf};
 
-const TWO_PROBLEMS: &str = concat!(
+pub(crate) const TWO_PROBLEMS: &str = concat!(
     "{\"question\": \"Ann has 2 cats and gets 3 more. How many cats does she have?\", \"answer\": \"2 + 3 = 5\\n#### 5\"}\n",
     "{\"question\": \"A box holds 4 pens. How many pens are in 2 boxes?\", \"answer\": \"4 * 2 = 8\\n#### 8\"}\n",
 );
 
-fn gsm8k(args: &[&str]) -> Output {
+pub(crate) fn gsm8k(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gsm8k"))
         .args(args)
         .output()
         .unwrap()
 }
 
-fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(crate) fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.gguf");
     write_tiny_llama_gguf(&model, &TinyModelConfig::default()).unwrap();
@@ -28,7 +28,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, model, data)
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

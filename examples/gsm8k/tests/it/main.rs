@@ -12,3 +12,4 @@ mod report;
 mod resume;
 mod selfplay;
 mod server;
+mod viewer;
