@@ -139,6 +139,7 @@ fn sibling_samples_stop_on_their_own_and_are_reproducible() {
             FinishReason::Stop(st) => assert!(c.text.ends_with(st.as_str()) && st == "\n"),
             FinishReason::Eos => assert!(!c.text.contains('\n')),
             FinishReason::MaxTokens => assert!(!c.text.contains('\n')),
+            FinishReason::LowConfidence => panic!("no confidence stop was asked for"),
         }
         assert!(!c.logprobs.is_empty() && c.logprobs.iter().all(|l| *l <= 0.0));
         assert_eq!(c.state.text(), format!("{}{}", s.text(), c.text));

@@ -82,3 +82,48 @@ fn mcts_completes_with_leaf_batching() {
     assert!(sol.usage.generated_tokens <= 80 + 2 * 2);
     assert!(sol.tree.as_ref().is_some_and(|t| t.nodes.len() > 1));
 }
+
+#[test]
+fn deepconf_filters_and_stops_on_real_token_confidences() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::DeepConf);
+    cfg.samples = 4;
+    cfg.batch = 4;
+    cfg.token_budget = 512;
+    cfg.seed = 3;
+    cfg.export_tree = true;
+    cfg.deepconf.keep = 0.5;
+    let sol = solve(e, APPLES, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    assert_eq!(tree.nodes.len(), 1 + 4);
+    // Half the traces vote, and each trace's value is its confidence relative to the most
+    // confident one (which therefore has 1).
+    let votes: usize = sol.candidates.iter().map(|c| c.votes).sum();
+    assert!(votes <= 2, "{sol:#?}");
+    let values: Vec<f64> = tree.nodes[1..].iter().map(|n| n.value.unwrap()).collect();
+    assert!(values.iter().all(|v| *v > 0.0 && *v <= 1.0), "{values:?}");
+    assert!(values.contains(&1.0));
+    assert!(sol.usage.generated_tokens <= 512 + 4);
+
+    // Online with a threshold at the warm-up's best trace: later traces all stop at
+    // the first window below it (or finish above it), and the bill stays in budget.
+    let mut cfg = SolveConfig::new(Method::DeepConfOnline);
+    cfg.samples = 8;
+    cfg.batch = 4;
+    cfg.token_budget = 1024;
+    cfg.seed = 3;
+    cfg.export_tree = true;
+    cfg.deepconf.warmup = 2;
+    cfg.deepconf.keep = 0.01;
+    cfg.deepconf.window = 8;
+    cfg.deepconf.consensus = None;
+    let sol = solve(e, APPLES, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    assert!(
+        tree.nodes.len() > 1 + 2,
+        "sampling went on after the warm-up"
+    );
+    let cut = tree.nodes[3..].iter().filter(|n| n.tokens == 8).count();
+    assert!(cut > 0, "no later trace was stopped: {tree:#?}");
+    assert!(sol.usage.generated_tokens <= 1024 + 8);
+}

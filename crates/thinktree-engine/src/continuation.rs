@@ -11,6 +11,8 @@ pub enum FinishReason {
     Eos,
     /// `max_tokens` was reached.
     MaxTokens,
+    /// The group confidence fell under [`crate::ConfidenceStop::threshold`].
+    LowConfidence,
 }
 
 /// One sampled continuation of a state.
@@ -24,6 +26,9 @@ pub struct Continuation<S> {
     /// Natural-log probability of each generated token under the model's unmodified
     /// distribution (temperature 1, no truncation), one per entry of `tokens`.
     pub logprobs: Vec<f32>,
+    /// DeepConf token confidence of each generated token ([`crate::token_confidence`]),
+    /// when the call's [`crate::StopCondition::confidence`] asked for it; else empty.
+    pub confidences: Vec<f32>,
     /// Why it stopped.
     pub finish: FinishReason,
     /// The state after this continuation: parent context plus `tokens`. Continuing from

@@ -39,7 +39,7 @@ mod usage;
 pub use chat::{ChatMessage, Role};
 pub use continuation::{Continuation, FinishReason};
 pub use error::{Error, Result};
-pub use params::{SampleParams, StopCondition};
+pub use params::{ConfidenceStop, SampleParams, StopCondition, token_confidence};
 pub use prompt::{Piece, Prompt};
 pub use usage::Usage;
 

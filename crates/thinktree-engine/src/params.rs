@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// When a sampled continuation stops (besides EOS, which always stops it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StopCondition {
     /// Stop as soon as the generated text contains any of these strings. The matched
     /// string is kept in the continuation's text, which runs to the end of the token
@@ -14,6 +14,63 @@ pub struct StopCondition {
     pub stop_strings: Vec<String>,
     /// Stop after this many generated tokens.
     pub max_tokens: usize,
+    /// Track each token's confidence (DeepConf) and, with a threshold, stop a row whose
+    /// recent tokens fall under it. None (the default): nothing tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<ConfidenceStop>,
+}
+
+/// DeepConf's token confidence ("Deep Think with Confidence", Fu et al. 2025): at each
+/// generated token, the negative mean log-probability of the `top_k` most likely tokens
+/// under the model's unmodified distribution. A peaked distribution has one likely token
+/// and very unlikely alternatives, so its confidence is high; a flat one scores low.
+/// The group confidence is the mean token confidence over a sliding window of `window`
+/// tokens; with a `threshold`, a row stops (as [`crate::FinishReason::LowConfidence`])
+/// as soon as a full window's group confidence falls under it, between two decode steps,
+/// without disturbing the other rows of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConfidenceStop {
+    /// Tokens whose log-probabilities are averaged at each position (DeepConf: 20).
+    pub top_k: usize,
+    /// Tokens per group (the sliding window).
+    pub window: usize,
+    /// Stop under this group confidence (None: only track).
+    pub threshold: Option<f32>,
+}
+
+impl ConfidenceStop {
+    /// Whether a row whose token confidences so far are `confidences` stops now: a
+    /// threshold is set, at least one full window was generated, and the last window's
+    /// mean is under the threshold. Every engine decides with this one function.
+    pub fn should_stop(&self, confidences: &[f32]) -> bool {
+        let Some(threshold) = self.threshold else {
+            return false;
+        };
+        let w = self.window.max(1);
+        if confidences.len() < w {
+            return false;
+        }
+        let tail = &confidences[confidences.len() - w..];
+        let mean = tail.iter().map(|&c| f64::from(c)).sum::<f64>() / w as f64;
+        mean < f64::from(threshold)
+    }
+}
+
+/// DeepConf's confidence of one position from its logits: the negative mean
+/// log-probability (natural log, temperature 1) of the `top_k` largest logits (all of
+/// them when the vocabulary is smaller). Non-finite logits count as impossible tokens.
+pub fn token_confidence(logits: &[f32], top_k: usize) -> f32 {
+    let finite = || logits.iter().copied().filter(|l| l.is_finite());
+    let Some(max) = finite().reduce(f32::max) else {
+        return 0.0;
+    };
+    let lse = f64::from(max) + finite().map(|l| f64::from(l - max).exp()).sum::<f64>().ln();
+    let k = top_k.max(1).min(finite().count());
+    // The k largest logits: a partial selection, O(vocabulary).
+    let mut top: Vec<f32> = finite().collect();
+    top.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let sum: f64 = top[..k].iter().map(|&l| f64::from(l) - lse).sum();
+    (-sum / k as f64) as f32
 }
 
 impl StopCondition {
@@ -22,6 +79,7 @@ impl StopCondition {
         Self {
             stop_strings: vec!["\n".into()],
             max_tokens,
+            confidence: None,
         }
     }
     /// Stop at a blank line or after `max_tokens`.
@@ -29,6 +87,7 @@ impl StopCondition {
         Self {
             stop_strings: vec!["\n\n".into()],
             max_tokens,
+            confidence: None,
         }
     }
     /// Stop only at EOS or after `max_tokens` (fixed-size chunks).
@@ -36,6 +95,7 @@ impl StopCondition {
         Self {
             stop_strings: Vec::new(),
             max_tokens,
+            confidence: None,
         }
     }
 }
@@ -102,11 +162,68 @@ impl SampleParams {
         if self.stop.max_tokens == 0 {
             return Err(Error::InvalidParams("max_tokens must be >= 1".into()));
         }
+        if let Some(c) = &self.stop.confidence {
+            if c.top_k == 0 || c.window == 0 {
+                return Err(Error::InvalidParams(
+                    "confidence top_k and window must be >= 1".into(),
+                ));
+            }
+            if c.threshold.is_some_and(|t| !t.is_finite()) {
+                return Err(Error::InvalidParams(
+                    "confidence threshold must be finite".into(),
+                ));
+            }
+        }
         if self.stop.stop_strings.iter().any(|s| s.is_empty()) {
             return Err(Error::InvalidParams(
                 "stop strings must not be empty".into(),
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_confidence_is_the_negative_mean_top_k_logprob() {
+        // Two tokens of probability 1/2 each: -ln(1/2) = ln 2 for k = 1 or 2.
+        let ln2 = std::f32::consts::LN_2;
+        assert!((token_confidence(&[3.0, 3.0], 1) - ln2).abs() < 1e-6);
+        assert!((token_confidence(&[3.0, 3.0], 20) - ln2).abs() < 1e-6);
+        // A peaked distribution is more confident than a flat one at the same k.
+        let peaked = token_confidence(&[10.0, 0.0, 0.0, 0.0], 3);
+        let flat = token_confidence(&[1.0, 1.0, 1.0, 1.0], 3);
+        assert!(peaked > flat, "{peaked} vs {flat}");
+        // By hand: probabilities softmax([2, 1, 0]), top 2.
+        let z = (2f64.exp() + 1f64.exp() + 1.0).ln();
+        let want = -((2.0 - z) + (1.0 - z)) / 2.0;
+        assert!((f64::from(token_confidence(&[0.0, 2.0, 1.0], 2)) - want).abs() < 1e-6);
+        // Non-finite logits are impossible tokens; nothing finite gives 0.
+        assert_eq!(
+            token_confidence(&[f32::NEG_INFINITY, 3.0, 3.0, f32::NAN], 2),
+            token_confidence(&[3.0, 3.0], 2)
+        );
+        assert_eq!(token_confidence(&[f32::NAN], 5), 0.0);
+    }
+
+    #[test]
+    fn a_confidence_stop_needs_a_full_window_under_the_threshold() {
+        let c = ConfidenceStop {
+            top_k: 5,
+            window: 3,
+            threshold: Some(1.0),
+        };
+        assert!(!c.should_stop(&[0.1, 0.1]));
+        assert!(c.should_stop(&[0.1, 0.1, 0.1]));
+        assert!(!c.should_stop(&[0.1, 0.1, 2.0, 0.5, 0.6]));
+        assert!(c.should_stop(&[2.0, 0.5, 0.6, 0.7]));
+        let track = ConfidenceStop {
+            threshold: None,
+            ..c
+        };
+        assert!(!track.should_stop(&[0.0; 10]));
     }
 }

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use thinktree_engine::{
     ChatMessage, Continuation, Engine, FinishReason, Piece, Prompt, SampleParams, Usage,
+    token_confidence,
 };
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
@@ -80,6 +81,8 @@ struct Row {
     rng: rand_chacha::ChaCha8Rng,
     tokens: Vec<u32>,
     logprobs: Vec<f32>,
+    /// DeepConf token confidences, when the call tracks them.
+    confidences: Vec<f32>,
     text: String,
     finish: Option<FinishReason>,
     /// Keys/values of the row's tokens that went through the model, when it left the batch.
@@ -240,6 +243,7 @@ impl LocalEngine {
                     rng: row_rng(seed, i),
                     tokens: Vec::new(),
                     logprobs: Vec::new(),
+                    confidences: Vec::new(),
                     text: String::new(),
                     finish: None,
                     kv: Vec::new(),
@@ -285,6 +289,9 @@ impl LocalEngine {
                     }
                     row.tokens.push(tok);
                     row.logprobs.push(lp);
+                    if let Some(c) = &params.stop.confidence {
+                        row.confidences.push(token_confidence(logits, c.top_k));
+                    }
                     usage.generated_tokens += 1;
                     let text = self.tokenizer.decode(&row.tokens)?;
                     if let Some((_, s)) = find_stop(&text, &params.stop.stop_strings) {
@@ -296,6 +303,16 @@ impl LocalEngine {
                         continue;
                     }
                     row.text = text;
+                    // DeepConf's online stop: this row leaves the batch between two decode
+                    // steps; the others go on unchanged.
+                    if params
+                        .stop
+                        .confidence
+                        .is_some_and(|c| c.should_stop(&row.confidences))
+                    {
+                        row.finish = Some(FinishReason::LowConfidence);
+                        continue;
+                    }
                     if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
                         row.finish = Some(FinishReason::MaxTokens);
                         continue;
@@ -378,6 +395,7 @@ impl LocalEngine {
             text: row.text,
             tokens: row.tokens,
             logprobs: row.logprobs,
+            confidences: row.confidences,
             finish,
             state: child,
         })

@@ -76,6 +76,8 @@ pub struct SolveConfig {
     pub export_tree: bool,
     /// How final answers are read.
     pub extractor: Extractor,
+    /// DeepConf's settings (its two methods only).
+    pub deepconf: crate::DeepConf,
 }
 
 impl SolveConfig {
@@ -123,6 +125,7 @@ impl SolveConfig {
             system_prompt: None,
             export_tree: false,
             extractor: Extractor::default(),
+            deepconf: crate::DeepConf::default(),
         };
         match method {
             Method::Greedy => {
@@ -141,6 +144,12 @@ impl SolveConfig {
                 // set's problems spent 454 of 1,536 tokens and 35 of 48 ended with one
                 // candidate; with 256, 1,465 tokens and 4-12 candidates (first 16 problems).
                 cfg.simulations = 256;
+            }
+            Method::DeepConf => cfg.aggregation = Aggregation::Weighted,
+            Method::DeepConfOnline => {
+                cfg.aggregation = Aggregation::Weighted;
+                // Chains stopped early leave budget for more: the budget binds, not this.
+                cfg.samples = 16;
             }
         }
         cfg
@@ -166,6 +175,7 @@ impl SolveConfig {
                 return Err(Error::InvalidConfig(format!("{name} must be >= 1")));
             }
         }
+        self.deepconf.validate()?;
         if !self.temperature.is_finite() || self.temperature < 0.0 {
             return Err(Error::InvalidConfig(format!(
                 "temperature must be finite and >= 0, got {}",

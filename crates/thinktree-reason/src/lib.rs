@@ -6,8 +6,10 @@
 //! recomputes its prefix; a leaf is terminal when a step states a final answer, the model
 //! ends, or the depth limit is hit.
 //!
-//! Five methods search that tree with the same engine and the same bill ([`Method`]):
-//! greedy chain of thought, self-consistency, best-of-N, step-level beam search and MCTS.
+//! Seven methods search that tree with the same engine and the same bill ([`Method`]):
+//! greedy chain of thought, self-consistency, best-of-N, step-level beam search, MCTS,
+//! and DeepConf offline and online (chains voted by their own token confidence, online
+//! ones stopped in the engine when it drops; [`DeepConf`]).
 //! Every sampling call asks for all siblings (and all parallel paths) at once, so they
 //! share forward passes. Scorers ([`scorer`]) judge partial solutions: token confidence,
 //! self-evaluation on the node's own cache, rollout agreement, an arithmetic verifier, a
@@ -65,6 +67,7 @@ pub use aggregate::{Aggregation, Candidate};
 pub use config::SolveConfig;
 pub use extract::{AnswerExtractor, Extractor, NumericExtractor};
 pub use method::Method;
+pub use methods::deepconf::{DeepConf, TraceMeasure};
 pub use prompt::{DEFAULT_SYSTEM_PROMPT, followup_suffix, prompt_text, root_state};
 pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
 pub use solution::Solution;
@@ -127,9 +130,12 @@ pub fn solve_with_scorer<E: Engine>(
         Method::SelfConsistency | Method::BestOfN => methods::sampling::run(&mut run)?,
         Method::Beam => methods::beam::run(&mut run)?,
         Method::Mcts => methods::mcts::run(&mut run)?,
+        Method::DeepConf => methods::deepconf::run_offline(&mut run)?,
+        Method::DeepConfOnline => methods::deepconf::run_online(&mut run)?,
     };
     let candidates = tally(&outcome.finished);
-    let (answer, path) = choose(&outcome.finished, &candidates, cfg.aggregation);
+    let how = outcome.aggregation.unwrap_or(cfg.aggregation);
+    let (answer, path) = choose(&outcome.finished, &candidates, how);
     Ok(Solution {
         answer,
         path,

@@ -21,16 +21,24 @@ pub enum Method {
     Beam,
     /// Monte Carlo Tree Search over steps (PUCT, progressive widening, leaf batching).
     Mcts,
+    /// DeepConf offline: N chains with token confidences; the most confident share votes,
+    /// weighted by confidence ([`crate::DeepConf`]).
+    DeepConf,
+    /// DeepConf online: a warm-up sets a confidence threshold, later chains stop in the
+    /// engine when they fall under it, sampling stops when the vote is settled.
+    DeepConfOnline,
 }
 
 impl Method {
     /// Every method, in increasing order of sophistication.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 7] = [
         Method::Greedy,
         Method::SelfConsistency,
         Method::BestOfN,
         Method::Beam,
         Method::Mcts,
+        Method::DeepConf,
+        Method::DeepConfOnline,
     ];
 
     /// The short name used on command lines and in reports.
@@ -41,6 +49,8 @@ impl Method {
             Method::BestOfN => "bon",
             Method::Beam => "beam",
             Method::Mcts => "mcts",
+            Method::DeepConf => "deepconf",
+            Method::DeepConfOnline => "deepconf-online",
         }
     }
 }
@@ -63,8 +73,10 @@ impl FromStr for Method {
             "bon" | "best-of-n" | "best_of_n" => Ok(Method::BestOfN),
             "beam" | "beam-search" => Ok(Method::Beam),
             "mcts" => Ok(Method::Mcts),
+            "deepconf" | "deepconf-offline" => Ok(Method::DeepConf),
+            "deepconf-online" => Ok(Method::DeepConfOnline),
             other => Err(Error::InvalidConfig(format!(
-                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts)"
+                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts, deepconf, deepconf-online)"
             ))),
         }
     }

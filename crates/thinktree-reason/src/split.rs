@@ -38,6 +38,7 @@ impl StepSplit {
             StepSplit::StepMarker => StopCondition {
                 stop_strings: vec![STEP_MARKER.into()],
                 max_tokens,
+                confidence: None,
             },
             StepSplit::Tokens(n) => StopCondition::tokens(n.min(max_tokens).max(1)),
         }

@@ -23,6 +23,8 @@ pub struct ScriptEngine {
     pub calls: Mutex<u64>,
     /// P("Yes") of self-evaluation, as a log-probability pair (yes, no).
     pub yes_no: (f32, f32),
+    /// DeepConf token confidence of every token of solution `i` (1.0 where unset).
+    pub confidence: Vec<f32>,
 }
 
 impl ScriptEngine {
@@ -32,6 +34,7 @@ impl ScriptEngine {
             ledger: Mutex::new(Usage::default()),
             calls: Mutex::new(0),
             yes_no: (-0.3, -1.5),
+            confidence: Vec::new(),
         }
     }
 
@@ -142,12 +145,15 @@ impl Engine for ScriptEngine {
                     } else {
                         let mut text = String::new();
                         let mut finish = FinishReason::Eos;
+                        let conf = self.confidence.get(idx).copied().unwrap_or(1.0);
+                        let mut confs = Vec::new();
                         for (i, c) in rest.chars().enumerate() {
                             if i >= params.stop.max_tokens {
                                 finish = FinishReason::MaxTokens;
                                 break;
                             }
                             text.push(c);
+                            confs.push(conf);
                             if let Some(s) = params
                                 .stop
                                 .stop_strings
@@ -155,6 +161,14 @@ impl Engine for ScriptEngine {
                                 .find(|s| text.ends_with(s.as_str()))
                             {
                                 finish = FinishReason::Stop(s.clone());
+                                break;
+                            }
+                            if params
+                                .stop
+                                .confidence
+                                .is_some_and(|c| c.should_stop(&confs))
+                            {
+                                finish = FinishReason::LowConfidence;
                                 break;
                             }
                         }
@@ -165,8 +179,14 @@ impl Engine for ScriptEngine {
             let tokens: Vec<u32> = text.chars().map(|c| c as u32).collect();
             longest = longest.max(tokens.len() + 1);
             let lp = -0.05 * (idx as f32 + 1.0);
+            let confidences = if params.stop.confidence.is_some() {
+                vec![self.confidence.get(idx).copied().unwrap_or(1.0); tokens.len()]
+            } else {
+                Vec::new()
+            };
             out.push(Continuation {
                 logprobs: vec![lp; tokens.len()],
+                confidences,
                 state: format!("{state}{text}"),
                 text,
                 tokens,

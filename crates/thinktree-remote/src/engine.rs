@@ -181,6 +181,7 @@ impl RemoteEngine {
             text,
             tokens,
             logprobs,
+            confidences: Vec::new(),
             finish,
         })
     }
@@ -304,6 +305,15 @@ impl Engine for RemoteEngine {
         params: &SampleParams,
     ) -> thinktree_engine::Result<(Vec<Continuation<RemoteState>>, Usage)> {
         params.validate()?;
+        if params.stop.confidence.is_some() {
+            // A completion arrives whole, so a row cannot be stopped mid-way, and the
+            // top-k log-probabilities DeepConf averages are not read from responses.
+            return Err(Error::Unsupported {
+                url: self.pool.servers[0].url.clone(),
+                feature: "per-token confidence tracking (DeepConf); use the in-process engine",
+            }
+            .into());
+        }
         if n == 0 {
             return Ok((Vec::new(), Usage::default()));
         }

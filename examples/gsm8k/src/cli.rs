@@ -27,7 +27,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
 
-    /// Methods to compare, comma-separated: greedy, sc, bon, beam, mcts.
+    /// Methods to compare, comma-separated: greedy, sc, bon, beam, mcts, deepconf,
+    /// deepconf-online.
     #[arg(long, value_delimiter = ',', default_value = "mcts", value_parser = parse_method)]
     pub methods: Vec<Method>,
 
@@ -35,9 +36,15 @@ pub struct Args {
     #[arg(long)]
     pub simulations: Option<usize>,
 
-    /// Chains sampled per problem by self-consistency and best-of-N.
+    /// Chains sampled per problem by self-consistency, best-of-N and DeepConf.
     #[arg(long)]
     pub samples: Option<usize>,
+
+    /// DeepConf: share of traces kept (offline: the most confident; online: the share of
+    /// the warm-up the threshold lets through). 0.1 is the paper's DeepConf-low, 0.9
+    /// (default) its DeepConf-high.
+    #[arg(long, value_name = "SHARE")]
+    pub deepconf_keep: Option<f64>,
 
     /// Generated-token budget per problem, scorer calls included (equal-compute knob).
     #[arg(long, value_name = "TOKENS")]

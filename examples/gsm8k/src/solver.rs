@@ -104,6 +104,9 @@ pub fn method_config(method: Method, args: &Args) -> SolveConfig {
     if let Some(t) = args.max_tokens {
         cfg.token_budget = t;
     }
+    if let Some(k) = args.deepconf_keep {
+        cfg.deepconf.keep = k;
+    }
     if let Some(s) = &args.scorer {
         cfg.scorer = s.clone();
     }

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use thinktree_engine::ChatMessage;
 use thinktree_engine::Error as EngineError;
-use thinktree_engine::{Engine, FinishReason, SampleParams, StopCondition};
+use thinktree_engine::{ConfidenceStop, Engine, FinishReason, SampleParams, StopCondition};
 use thinktree_gguf::Error as GgufError;
 use thinktree_llm::Error;
 use thinktree_llm::model::WeightFormat;
@@ -204,6 +204,7 @@ fn stop_strings_end_the_text() {
         stop: StopCondition {
             stop_strings: stops.clone(),
             max_tokens: 40,
+            confidence: None,
         },
         seed: 9,
     };
@@ -226,12 +227,78 @@ fn stop_strings_end_the_text() {
                 );
             }
             FinishReason::MaxTokens => assert_eq!(c.tokens.len(), 40),
+            FinishReason::LowConfidence => panic!("no confidence stop was asked for"),
             FinishReason::Eos => assert!(c.tokens.len() < 40),
         }
     }
     assert!(stopped > 0, "no row hit a stop string: {conts:?}");
     // Some stop strings ended inside a merged token ("e" in "er"): the token was kept whole.
     assert!(inside > 0, "no stop inside a token: {conts:?}");
+}
+
+/// DeepConf's online stop: with a threshold, each row of one batched call stops at the
+/// first full window whose mean confidence is under it, and every other row (and every
+/// token before the stop) is exactly what the same call without a threshold gives.
+#[test]
+fn a_confidence_stop_ends_only_its_own_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, &exact());
+    let (s, _) = e.extend_tokens(&e.root(), &prompt_ids(&e)).unwrap();
+    let window = 4;
+    let params = |threshold| SampleParams {
+        temperature: 1.0,
+        top_k: None,
+        top_p: None,
+        stop: StopCondition {
+            confidence: Some(ConfidenceStop {
+                top_k: 5,
+                window,
+                threshold,
+            }),
+            ..StopCondition::tokens(24)
+        },
+        seed: 21,
+    };
+    let (free, _) = e.sample(&s, 6, &params(None)).unwrap();
+    let means = |c: &[f32]| -> Vec<f32> {
+        c.windows(window)
+            .map(|w| w.iter().sum::<f32>() / window as f32)
+            .collect()
+    };
+    let mut lows: Vec<f32> = Vec::new();
+    for c in &free {
+        assert_eq!(c.confidences.len(), c.tokens.len());
+        assert!(
+            c.confidences.iter().all(|x| x.is_finite() && *x > 0.0),
+            "{c:?}"
+        );
+        lows.push(
+            means(&c.confidences)
+                .into_iter()
+                .fold(f32::INFINITY, f32::min),
+        );
+    }
+    lows.sort_by(f32::total_cmp);
+    // Between two rows' lowest windows: the rows below it stop, the others never do.
+    let threshold = (lows[2] + lows[3]) / 2.0;
+    let (cut, _) = e.sample(&s, 6, &params(Some(threshold))).unwrap();
+    let (mut stopped, mut kept) = (0, 0);
+    for (a, b) in free.iter().zip(&cut) {
+        match means(&a.confidences).iter().position(|&m| m < threshold) {
+            Some(i) => {
+                let end = i + window;
+                assert_eq!(b.finish, FinishReason::LowConfidence);
+                assert_eq!(b.tokens, a.tokens[..end]);
+                assert_eq!(b.confidences, a.confidences[..end]);
+                stopped += 1;
+            }
+            None => {
+                assert_eq!((&b.tokens, &b.finish), (&a.tokens, &a.finish));
+                kept += 1;
+            }
+        }
+    }
+    assert!(stopped > 0 && kept > 0, "stopped {stopped}, kept {kept}");
 }
 
 /// Extends a chain of three nodes, samples children of the middle one, then touches the

@@ -260,6 +260,7 @@ fn gemma3_window_layers_keep_only_the_window() {
         stop: StopCondition {
             stop_strings: Vec::new(),
             max_tokens: 9,
+            confidence: None,
         },
         seed: 11,
     };

@@ -1,6 +1,7 @@
 //! The search methods, all built on the same environment, policy adapter and meter.
 
 pub(crate) mod beam;
+pub(crate) mod deepconf;
 pub(crate) mod greedy;
 pub(crate) mod mcts;
 pub(crate) mod sampling;
@@ -32,6 +33,9 @@ pub(crate) struct Outcome {
     pub finished: Vec<Finished>,
     pub early_stopped: bool,
     pub tree: Option<super::tree::SearchTree>,
+    /// The method's own aggregation, overriding the configured one (DeepConf's
+    /// confidence-weighted vote).
+    pub aggregation: Option<super::aggregate::Aggregation>,
 }
 
 impl<E: Engine> Solve<'_, E> {

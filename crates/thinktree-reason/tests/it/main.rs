@@ -2,5 +2,6 @@
 //!
 //! One test binary per crate: each topic is a module here.
 
+mod deepconf;
 mod mock;
 mod props;
