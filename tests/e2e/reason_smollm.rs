@@ -127,3 +127,25 @@ fn deepconf_filters_and_stops_on_real_token_confidences() {
     assert!(cut > 0, "no later trace was stopped: {tree:#?}");
     assert!(sol.usage.generated_tokens <= 1024 + 8);
 }
+
+#[test]
+fn marco_mcts_runs_on_64_token_mini_steps_with_its_confidence_reward() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Marco);
+    cfg.token_budget = 320;
+    cfg.seed = 5;
+    cfg.export_tree = true;
+    let sol = solve(e, PENS, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    assert!(tree.nodes.len() > 2, "{tree:#?}");
+    assert!(tree.nodes[1..].iter().all(|n| n.tokens <= 64));
+    // The reward is Marco-o1's (each token's share of its top 5), read from the engine's
+    // top log-probabilities: never the 0.5 of a scorer left without them.
+    let values: Vec<f64> = tree.nodes[1..].iter().filter_map(|n| n.value).collect();
+    assert!(!values.is_empty());
+    assert!(
+        values.iter().all(|v| *v > 0.0 && *v <= 1.0 && *v != 0.5),
+        "{values:?}"
+    );
+    assert!(sol.usage.generated_tokens <= 320 + 64);
+}

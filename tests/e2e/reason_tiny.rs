@@ -108,6 +108,7 @@ fn self_eval_reads_only_the_question_tokens() {
         steps: &steps,
         judged: 1,
         logprobs: &[],
+        relative: &[],
         state: &child,
         parent: Some(&state),
         answer: None,

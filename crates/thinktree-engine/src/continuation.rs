@@ -29,6 +29,10 @@ pub struct Continuation<S> {
     /// DeepConf token confidence of each generated token ([`crate::token_confidence`]),
     /// when the call's [`crate::StopCondition::confidence`] asked for it; else empty.
     pub confidences: Vec<f32>,
+    /// The [`crate::ConfidenceStop::top_k`] largest log-probabilities at each generated
+    /// position, largest first ([`crate::top_logprobs`]), when confidence was tracked;
+    /// else empty. Marco-o1's reward reads them ([`crate::relative_confidence`]).
+    pub top_logprobs: Vec<Vec<f32>>,
     /// Why it stopped.
     pub finish: FinishReason,
     /// The state after this continuation: parent context plus `tokens`. Continuing from

@@ -39,7 +39,10 @@ mod usage;
 pub use chat::{ChatMessage, Role};
 pub use continuation::{Continuation, FinishReason};
 pub use error::{Error, Result};
-pub use params::{ConfidenceStop, SampleParams, StopCondition, token_confidence};
+pub use params::{
+    ConfidenceStop, SampleParams, StopCondition, confidence_of, relative_confidence,
+    token_confidence, top_logprobs,
+};
 pub use prompt::{Piece, Prompt};
 pub use usage::Usage;
 

@@ -56,21 +56,57 @@ impl ConfidenceStop {
     }
 }
 
-/// DeepConf's confidence of one position from its logits: the negative mean
-/// log-probability (natural log, temperature 1) of the `top_k` largest logits (all of
-/// them when the vocabulary is smaller). Non-finite logits count as impossible tokens.
-pub fn token_confidence(logits: &[f32], top_k: usize) -> f32 {
+/// The `top_k` largest log-probabilities (natural log, temperature 1) of one position,
+/// largest first, from its logits (all of them when the vocabulary is smaller).
+/// Non-finite logits count as impossible tokens; no finite logit gives an empty list.
+pub fn top_logprobs(logits: &[f32], top_k: usize) -> Vec<f32> {
     let finite = || logits.iter().copied().filter(|l| l.is_finite());
     let Some(max) = finite().reduce(f32::max) else {
-        return 0.0;
+        return Vec::new();
     };
     let lse = f64::from(max) + finite().map(|l| f64::from(l - max).exp()).sum::<f64>().ln();
-    let k = top_k.max(1).min(finite().count());
-    // The k largest logits: a partial selection, O(vocabulary).
     let mut top: Vec<f32> = finite().collect();
+    let k = top_k.max(1).min(top.len());
+    // The k largest logits: a partial selection, O(vocabulary), then only k sorted.
     top.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let sum: f64 = top[..k].iter().map(|&l| f64::from(l) - lse).sum();
-    (-sum / k as f64) as f32
+    top.truncate(k);
+    top.sort_by(|a, b| b.total_cmp(a));
+    top.iter().map(|&l| (f64::from(l) - lse) as f32).collect()
+}
+
+/// DeepConf's token confidence from a position's top log-probabilities: their negative
+/// mean (0 for none).
+pub fn confidence_of(top_logprobs: &[f32]) -> f32 {
+    if top_logprobs.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = top_logprobs.iter().map(|&l| f64::from(l)).sum();
+    (-sum / top_logprobs.len() as f64) as f32
+}
+
+/// DeepConf's confidence of one position from its logits: the negative mean
+/// log-probability of the `top_k` most likely tokens ([`top_logprobs`], [`confidence_of`]).
+pub fn token_confidence(logits: &[f32], top_k: usize) -> f32 {
+    confidence_of(&top_logprobs(logits, top_k))
+}
+
+/// Marco-o1's token confidence: the chosen token's probability relative to the `k` most
+/// likely tokens at its position, `exp(logprob) / sum(exp(top[..k]))` (Marco-o1 uses
+/// k = 5). 1 when no alternatives are known.
+pub fn relative_confidence(logprob: f32, top_logprobs: &[f32], k: usize) -> f32 {
+    let top = &top_logprobs[..k.min(top_logprobs.len())];
+    if top.is_empty() {
+        return 1.0;
+    }
+    let max = top.iter().copied().fold(logprob, f32::max);
+    let mass: f64 = top.iter().map(|&l| f64::from(l - max).exp()).sum();
+    // A chosen token outside the top k still counts against them. Inside, it is one of
+    // them: its log-probability may come from another computation (the sampler's) and
+    // differ in the last bits, so membership is by value with a tolerance.
+    let chosen = f64::from(logprob - max).exp();
+    let in_top = top.last().is_some_and(|&l| logprob >= l - 1e-4);
+    let denom = if in_top { mass } else { mass + chosen };
+    (chosen / denom).clamp(0.0, 1.0) as f32
 }
 
 impl StopCondition {
@@ -207,6 +243,22 @@ mod tests {
             token_confidence(&[3.0, 3.0], 2)
         );
         assert_eq!(token_confidence(&[f32::NAN], 5), 0.0);
+        assert_eq!(top_logprobs(&[0.0, 2.0, 1.0], 5).len(), 3);
+        let t = top_logprobs(&[0.0, 2.0, 1.0], 2);
+        assert!(t[0] > t[1] && t.iter().all(|l| *l < 0.0));
+    }
+
+    #[test]
+    fn relative_confidence_is_the_share_among_the_top_k() {
+        // Top 2 of probabilities (0.5, 0.3, 0.2): the first holds 0.5 / 0.8.
+        let top = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
+        assert!((relative_confidence(top[0], &top, 2) - 0.625).abs() < 1e-6);
+        assert!((relative_confidence(top[1], &top, 3) - 0.3).abs() < 1e-6);
+        // A token outside the top 2 is compared with them: 0.2 / (0.5 + 0.3 + 0.2).
+        assert!((relative_confidence(top[2], &top, 2) - 0.2).abs() < 1e-6);
+        assert_eq!(relative_confidence(-3.0, &[], 5), 1.0);
+        // The sampler's log-probability of the top token, a few ulps off, is still it.
+        assert!((relative_confidence(top[0] + 1e-7, &top, 2) - 0.625).abs() < 1e-5);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use thinktree_engine::{
     ChatMessage, Continuation, Engine, FinishReason, Piece, Prompt, SampleParams, Usage,
-    token_confidence,
+    confidence_of, top_logprobs,
 };
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
@@ -83,6 +83,8 @@ struct Row {
     logprobs: Vec<f32>,
     /// DeepConf token confidences, when the call tracks them.
     confidences: Vec<f32>,
+    /// Top log-probabilities per token, when the call tracks confidence.
+    top_logprobs: Vec<Vec<f32>>,
     text: String,
     finish: Option<FinishReason>,
     /// Keys/values of the row's tokens that went through the model, when it left the batch.
@@ -244,6 +246,7 @@ impl LocalEngine {
                     tokens: Vec::new(),
                     logprobs: Vec::new(),
                     confidences: Vec::new(),
+                    top_logprobs: Vec::new(),
                     text: String::new(),
                     finish: None,
                     kv: Vec::new(),
@@ -290,7 +293,9 @@ impl LocalEngine {
                     row.tokens.push(tok);
                     row.logprobs.push(lp);
                     if let Some(c) = &params.stop.confidence {
-                        row.confidences.push(token_confidence(logits, c.top_k));
+                        let top = top_logprobs(logits, c.top_k);
+                        row.confidences.push(confidence_of(&top));
+                        row.top_logprobs.push(top);
                     }
                     usage.generated_tokens += 1;
                     let text = self.tokenizer.decode(&row.tokens)?;
@@ -396,6 +401,7 @@ impl LocalEngine {
             tokens: row.tokens,
             logprobs: row.logprobs,
             confidences: row.confidences,
+            top_logprobs: row.top_logprobs,
             finish,
             state: child,
         })

@@ -78,6 +78,12 @@ pub struct SolveConfig {
     pub extractor: Extractor,
     /// DeepConf's settings (its two methods only).
     pub deepconf: crate::DeepConf,
+    /// Marco-o1's reflection for greedy, self-consistency and best-of-N: a chain that
+    /// reached an answer is continued after [`crate::REFLECTION`], within the budget,
+    /// and its new answer counts ([`crate::Solution::reflections`] keeps both).
+    pub reflect: bool,
+    /// rStar's mutual-consistency check of the finished trajectories (None: off).
+    pub discriminator: Option<crate::Discriminator>,
 }
 
 impl SolveConfig {
@@ -85,7 +91,10 @@ impl SolveConfig {
     /// methods (which only use scores to annotate candidates and weight votes) fall back
     /// to the free confidence scorer when the configured one would run a model.
     pub fn effective_scorer(&self) -> ScorerSpec {
-        let needs_scorer = matches!(self.method, Method::BestOfN | Method::Beam | Method::Mcts);
+        let needs_scorer = matches!(
+            self.method,
+            Method::BestOfN | Method::Beam | Method::Mcts | Method::Marco
+        );
         if needs_scorer || !self.scorer.uses_model() {
             self.scorer.clone()
         } else {
@@ -126,6 +135,8 @@ impl SolveConfig {
             export_tree: false,
             extractor: Extractor::default(),
             deepconf: crate::DeepConf::default(),
+            reflect: false,
+            discriminator: None,
         };
         match method {
             Method::Greedy => {
@@ -144,6 +155,15 @@ impl SolveConfig {
                 // set's problems spent 454 of 1,536 tokens and 35 of 48 ended with one
                 // candidate; with 256, 1,465 tokens and 4-12 candidates (first 16 problems).
                 cfg.simulations = 256;
+            }
+            Method::Marco => {
+                // Marco-o1: MCTS whose actions are mini-steps of 64 tokens (its paper tries
+                // 32 and 64) valued by its confidence reward.
+                cfg.aggregation = Aggregation::Weighted;
+                cfg.simulations = 256;
+                cfg.split = StepSplit::Tokens(64);
+                cfg.max_steps = 24;
+                cfg.scorer = ScorerSpec::Marco;
             }
             Method::DeepConf => cfg.aggregation = Aggregation::Weighted,
             Method::DeepConfOnline => {
@@ -176,6 +196,9 @@ impl SolveConfig {
             }
         }
         self.deepconf.validate()?;
+        if let Some(d) = &self.discriminator {
+            d.validate()?;
+        }
         if !self.temperature.is_finite() || self.temperature < 0.0 {
             return Err(Error::InvalidConfig(format!(
                 "temperature must be finite and >= 0, got {}",

@@ -6,9 +6,10 @@
 //! recomputes its prefix; a leaf is terminal when a step states a final answer, the model
 //! ends, or the depth limit is hit.
 //!
-//! Seven methods search that tree with the same engine and the same bill ([`Method`]):
+//! Eight methods search that tree with the same engine and the same bill ([`Method`]):
 //! greedy chain of thought, self-consistency, best-of-N, step-level beam search, MCTS,
-//! and DeepConf offline and online (chains voted by their own token confidence, online
+//! Marco-o1-style MCTS (64-token mini-steps, its confidence reward), and DeepConf offline
+//! and online (chains voted by their own token confidence, online
 //! ones stopped in the engine when it drops; [`DeepConf`]).
 //! Every sampling call asks for all siblings (and all parallel paths) at once, so they
 //! share forward passes. Scorers ([`scorer`]) judge partial solutions: token confidence,
@@ -68,6 +69,8 @@ pub use config::SolveConfig;
 pub use extract::{AnswerExtractor, Extractor, NumericExtractor};
 pub use method::Method;
 pub use methods::deepconf::{DeepConf, TraceMeasure};
+pub use methods::discriminate::{Discriminator, MutualCheck};
+pub use methods::reflect::{REFLECTION, Reflection};
 pub use prompt::{DEFAULT_SYSTEM_PROMPT, followup_suffix, prompt_text, root_state};
 pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
 pub use solution::Solution;
@@ -106,7 +109,11 @@ pub fn solve_with_scorer<E: Engine>(
     let start = Instant::now();
     let (root_state, prefill) =
         prompt::root_state(engine, cfg.system_prompt.as_deref(), question, cfg.split)?;
-    let mut meter = Meter::new(cfg.token_budget, cfg.seed);
+    // The discriminator's share of the budget is held back from the method.
+    let reserve = cfg
+        .discriminator
+        .map_or(0, |d| (cfg.token_budget as f64 * d.reserve) as usize);
+    let mut meter = Meter::new(cfg.token_budget - reserve, cfg.seed);
     meter.add(prefill);
     let stepper = Stepper {
         split: cfg.split,
@@ -115,6 +122,7 @@ pub fn solve_with_scorer<E: Engine>(
         top_p: cfg.top_p,
         top_k: cfg.top_k,
         extractor: &*cfg.extractor.0,
+        top_logprobs: scorer.needs_top_logprobs(),
     };
     let mut run = Solve {
         engine,
@@ -129,13 +137,23 @@ pub fn solve_with_scorer<E: Engine>(
         Method::Greedy => methods::greedy::run(&mut run)?,
         Method::SelfConsistency | Method::BestOfN => methods::sampling::run(&mut run)?,
         Method::Beam => methods::beam::run(&mut run)?,
-        Method::Mcts => methods::mcts::run(&mut run)?,
+        Method::Mcts | Method::Marco => methods::mcts::run(&mut run)?,
         Method::DeepConf => methods::deepconf::run_offline(&mut run)?,
         Method::DeepConfOnline => methods::deepconf::run_online(&mut run)?,
     };
     let candidates = tally(&outcome.finished);
     let how = outcome.aggregation.unwrap_or(cfg.aggregation);
-    let (answer, path) = choose(&outcome.finished, &candidates, how);
+    let (mut answer, mut path) = choose(&outcome.finished, &candidates, how);
+    let mut mutual = None;
+    if let Some(d) = &cfg.discriminator {
+        run.meter.budget += reserve as u64;
+        let (winner, report) = methods::discriminate::check(&mut run, &outcome.finished, d)?;
+        if let Some((a, p)) = winner {
+            answer = Some(a);
+            path = p;
+        }
+        mutual = Some(report);
+    }
     Ok(Solution {
         answer,
         path,
@@ -146,5 +164,7 @@ pub fn solve_with_scorer<E: Engine>(
         method: cfg.method,
         early_stopped: outcome.early_stopped,
         tree: outcome.tree,
+        reflections: outcome.reflections,
+        mutual,
     })
 }

@@ -21,6 +21,9 @@ pub enum Method {
     Beam,
     /// Monte Carlo Tree Search over steps (PUCT, progressive widening, leaf batching).
     Mcts,
+    /// Marco-o1-style MCTS: mini-steps of 64 tokens, Marco-o1's confidence reward
+    /// ([`crate::scorer::MarcoScorer`]) as the value of a leaf.
+    Marco,
     /// DeepConf offline: N chains with token confidences; the most confident share votes,
     /// weighted by confidence ([`crate::DeepConf`]).
     DeepConf,
@@ -31,12 +34,13 @@ pub enum Method {
 
 impl Method {
     /// Every method, in increasing order of sophistication.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Greedy,
         Method::SelfConsistency,
         Method::BestOfN,
         Method::Beam,
         Method::Mcts,
+        Method::Marco,
         Method::DeepConf,
         Method::DeepConfOnline,
     ];
@@ -49,6 +53,7 @@ impl Method {
             Method::BestOfN => "bon",
             Method::Beam => "beam",
             Method::Mcts => "mcts",
+            Method::Marco => "marco",
             Method::DeepConf => "deepconf",
             Method::DeepConfOnline => "deepconf-online",
         }
@@ -73,10 +78,11 @@ impl FromStr for Method {
             "bon" | "best-of-n" | "best_of_n" => Ok(Method::BestOfN),
             "beam" | "beam-search" => Ok(Method::Beam),
             "mcts" => Ok(Method::Mcts),
+            "marco" | "marco-mcts" => Ok(Method::Marco),
             "deepconf" | "deepconf-offline" => Ok(Method::DeepConf),
             "deepconf-online" => Ok(Method::DeepConfOnline),
             other => Err(Error::InvalidConfig(format!(
-                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts, deepconf, deepconf-online)"
+                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts, marco, deepconf, deepconf-online)"
             ))),
         }
     }

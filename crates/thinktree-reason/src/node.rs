@@ -20,6 +20,11 @@ pub(crate) struct Node<S> {
     pub step_logprobs: Vec<f32>,
     /// Token log-probabilities of the whole path.
     pub path_logprobs: Vec<f32>,
+    /// Marco-o1 token confidences of the last step (empty unless the engine was asked
+    /// for top log-probabilities).
+    pub step_relative: Vec<f32>,
+    /// Marco-o1 token confidences of the whole path (as `step_relative`).
+    pub path_relative: Vec<f32>,
     /// No further steps: an answer was stated, EOS, depth or budget limit.
     pub terminal: bool,
     /// The final answer (only for terminal nodes).
@@ -37,6 +42,8 @@ impl<S: Clone> Node<S> {
             depth: 0,
             step_logprobs: Vec::new(),
             path_logprobs: Vec::new(),
+            step_relative: Vec::new(),
+            path_relative: Vec::new(),
             terminal: false,
             answer: None,
         }

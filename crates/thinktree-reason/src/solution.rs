@@ -36,4 +36,10 @@ pub struct Solution {
     /// [`super::SearchTree::to_dot`] and [`super::SearchTree::to_json`] render for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<super::tree::SearchTree>,
+    /// Chains that reflected ([`super::SolveConfig::reflect`]): answers before and after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reflections: Vec<super::Reflection>,
+    /// What the mutual-consistency discriminator found, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual: Option<super::MutualCheck>,
 }

@@ -3,7 +3,9 @@
 //! [`Engine::sample_many`] with all frontier nodes at once, so k siblings (and all
 //! parallel chains) share forward passes.
 
-use thinktree_engine::{Continuation, Engine, FinishReason, SampleParams, Usage};
+use thinktree_engine::{
+    ConfidenceStop, Continuation, Engine, FinishReason, SampleParams, Usage, relative_confidence,
+};
 
 use crate::error::Result;
 use crate::extract::AnswerExtractor;
@@ -23,7 +25,25 @@ pub(crate) struct Stepper<'a> {
     pub top_p: Option<f32>,
     pub top_k: Option<usize>,
     pub extractor: &'a dyn AnswerExtractor,
+    /// Ask the engine for each token's top log-probabilities (Marco-o1's reward).
+    pub top_logprobs: bool,
 }
+
+/// Marco-o1's token confidences of a continuation (each token's probability relative to
+/// the top 5 at its position), when the engine reported top log-probabilities.
+fn relative<S>(c: &Continuation<S>) -> Vec<f32> {
+    if c.top_logprobs.len() != c.logprobs.len() {
+        return Vec::new();
+    }
+    c.logprobs
+        .iter()
+        .zip(&c.top_logprobs)
+        .map(|(&lp, top)| relative_confidence(lp, top, MARCO_TOP))
+        .collect()
+}
+
+/// Alternatives Marco-o1's confidence compares each token with.
+pub(crate) const MARCO_TOP: usize = 5;
 
 impl Stepper<'_> {
     /// The child of `parent` reached by continuation `c`.
@@ -40,6 +60,9 @@ impl Stepper<'_> {
         }
         let mut path_logprobs = parent.path_logprobs.clone();
         path_logprobs.extend_from_slice(&c.logprobs);
+        let step_relative = relative(&c);
+        let mut path_relative = parent.path_relative.clone();
+        path_relative.extend_from_slice(&step_relative);
         let explicit = self.explicit_answer(&parent.raw, &c.text, &text);
         let mut node = Node {
             state: c.state,
@@ -49,6 +72,8 @@ impl Stepper<'_> {
             depth: parent.depth + 1,
             step_logprobs: c.logprobs,
             path_logprobs,
+            step_relative,
+            path_relative,
             terminal: false,
             answer: None,
         };
@@ -89,6 +114,9 @@ impl Stepper<'_> {
         }
         let mut path_logprobs = root.path_logprobs.clone();
         path_logprobs.extend_from_slice(&c.logprobs);
+        let step_relative = relative(&c);
+        let mut path_relative = root.path_relative.clone();
+        path_relative.extend_from_slice(&step_relative);
         let mut node = Node {
             state: c.state,
             parent_state: Some(root.state.clone()),
@@ -97,6 +125,8 @@ impl Stepper<'_> {
             raw: format!("{}{}", root.raw, c.text),
             step_logprobs: c.logprobs,
             path_logprobs,
+            step_relative,
+            path_relative,
             terminal: true,
             answer,
         };
@@ -133,9 +163,22 @@ impl Stepper<'_> {
             temperature,
             top_k: if temperature > 0.0 { self.top_k } else { None },
             top_p: if temperature > 0.0 { self.top_p } else { None },
-            stop: self.split.stop(self.step_tokens.min(max_tokens).max(1)),
+            stop: self.stop(self.step_tokens.min(max_tokens).max(1)),
             seed,
         }
+    }
+
+    /// The split's stop condition, tracking top log-probabilities when asked to.
+    pub fn stop(&self, max_tokens: usize) -> thinktree_engine::StopCondition {
+        let mut stop = self.split.stop(max_tokens);
+        if self.top_logprobs {
+            stop.confidence = Some(ConfidenceStop {
+                top_k: MARCO_TOP,
+                window: 1,
+                threshold: None,
+            });
+        }
+        stop
     }
 
     /// `n[i]` sampled children of each `parents[i]`, all in one batched engine call.

@@ -179,14 +179,24 @@ impl Engine for ScriptEngine {
             let tokens: Vec<u32> = text.chars().map(|c| c as u32).collect();
             longest = longest.max(tokens.len() + 1);
             let lp = -0.05 * (idx as f32 + 1.0);
-            let confidences = if params.stop.confidence.is_some() {
-                vec![self.confidence.get(idx).copied().unwrap_or(1.0); tokens.len()]
-            } else {
-                Vec::new()
+            // Scripted: the solution's confidence at every token; its top log-probs are
+            // the token's own and four alternatives each one nat less likely.
+            let (confidences, top_logprobs) = match &params.stop.confidence {
+                Some(c) => (
+                    vec![self.confidence.get(idx).copied().unwrap_or(1.0); tokens.len()],
+                    vec![
+                        (0..c.top_k.min(5))
+                            .map(|j| lp - j as f32)
+                            .collect::<Vec<f32>>();
+                        tokens.len()
+                    ],
+                ),
+                None => (Vec::new(), Vec::new()),
             };
             out.push(Continuation {
                 logprobs: vec![lp; tokens.len()],
                 confidences,
+                top_logprobs,
                 state: format!("{state}{text}"),
                 text,
                 tokens,

@@ -182,6 +182,7 @@ impl RemoteEngine {
             tokens,
             logprobs,
             confidences: Vec::new(),
+            top_logprobs: Vec::new(),
             finish,
         })
     }

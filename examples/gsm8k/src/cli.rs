@@ -46,6 +46,19 @@ pub struct Args {
     #[arg(long, value_name = "SHARE")]
     pub deepconf_keep: Option<f64>,
 
+    /// Marco-o1's reflection for greedy, sc and bon: a chain that reached an answer is
+    /// told "Wait! Maybe I made some mistakes! I need to rethink from scratch." and goes
+    /// on within the budget; the summary counts the answers it fixed and broke.
+    #[arg(long)]
+    pub reflect: bool,
+
+    /// rStar's mutual-consistency discriminator after any method: each distinct finished
+    /// trajectory is cut after 20-80% of its steps and completed again; the best-scored
+    /// trajectory whose completion agrees wins (else the method's choice). A quarter of
+    /// the budget is held back for it.
+    #[arg(long)]
+    pub mutual_check: bool,
+
     /// Generated-token budget per problem, scorer calls included (equal-compute knob).
     #[arg(long, value_name = "TOKENS")]
     pub max_tokens: Option<usize>,

@@ -82,6 +82,22 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
             .candidates
             .iter()
             .any(|(a, _)| answers_match(a, &problem.gold));
+    let right = |a: &Option<String>| {
+        a.as_deref()
+            .is_some_and(|a| answers_match(a, &problem.gold))
+    };
+    let reflection = (!attempt.reflections.is_empty()).then(|| {
+        let mut r = crate::output::Reflections::default();
+        for x in &attempt.reflections {
+            r.chains += 1;
+            match (right(&x.before), right(&x.after)) {
+                (false, true) => r.fixed += 1,
+                (true, false) => r.broken += 1,
+                _ => r.unchanged += 1,
+            }
+        }
+        r
+    });
     Record {
         id: problem.id.clone(),
         method: method.to_string(),
@@ -99,6 +115,7 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
         candidates: attempt.candidates,
         error: None,
         budget: None,
+        reflection,
     }
 }
 
@@ -120,6 +137,7 @@ fn error_record(problem: &Problem, method: Method, wall: Duration, e: &anyhow::E
         candidates: Vec::new(),
         error: Some(format!("{e:#}")),
         budget: None,
+        reflection: None,
     }
 }
 

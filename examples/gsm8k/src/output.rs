@@ -44,6 +44,23 @@ pub struct Record {
     /// The generated-token budget of a `--budgets` run (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<usize>,
+    /// What `--reflect` did to this solve's chains (absent without reflection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflection: Option<Reflections>,
+}
+
+/// Chains of one solve that reflected (Marco-o1's "Wait! Maybe I made some mistakes!"),
+/// judged against the gold answer after the solve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reflections {
+    /// Chains that reflected.
+    pub chains: usize,
+    /// Wrong before, right after.
+    pub fixed: usize,
+    /// Right before, wrong after.
+    pub broken: usize,
+    /// Answer unchanged.
+    pub unchanged: usize,
 }
 
 impl Record {

@@ -265,6 +265,45 @@ pub fn paired_table(rows: &[Paired]) -> String {
     s
 }
 
+/// What `--reflect` did, per method: chains that reflected and how many of their answers
+/// went from wrong to right, from right to wrong, or stayed. Empty when nothing reflected.
+pub fn reflection_table(records: &[Record]) -> String {
+    let mut rows: Vec<(String, usize, crate::output::Reflections)> = Vec::new();
+    for r in records {
+        let Some(x) = r.reflection else { continue };
+        let label = r.label();
+        let i = match rows.iter().position(|(l, _, _)| *l == label) {
+            Some(i) => i,
+            None => {
+                rows.push((label, 0, Default::default()));
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[i];
+        row.1 += 1;
+        row.2.chains += x.chains;
+        row.2.fixed += x.fixed;
+        row.2.broken += x.broken;
+        row.2.unchanged += x.unchanged;
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "Reflection (\"Wait! Maybe I made some mistakes! I need to rethink from scratch.\" after \
+         each chain's answer), judged against the gold answer afterwards:\n\n\
+         | method | problems | chains reflected | wrong -> right | right -> wrong | unchanged |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for (label, problems, x) in rows {
+        s.push_str(&format!(
+            "| {label} | {problems} | {} | {} | {} | {} |\n",
+            x.chains, x.fixed, x.broken, x.unchanged
+        ));
+    }
+    s
+}
+
 /// The methods of `records` ([`Record::label`]s) in order of first appearance, all
 /// budgets of a method together, smallest first.
 pub fn methods_of(records: &[Record]) -> Vec<String> {

@@ -17,7 +17,8 @@ use crate::model_path::{ensure_default_model, resolve_model_path};
 use crate::output::Record;
 use crate::plot::plot_accuracy_vs_tokens;
 use crate::report::{
-    MethodSummary, Paired, markdown_table, methods_of, paired, paired_table, summarize,
+    MethodSummary, Paired, markdown_table, methods_of, paired, paired_table, reflection_table,
+    summarize,
 };
 use crate::solver::{EngineSolver, method_configs};
 
@@ -33,6 +34,7 @@ pub struct ReportFiles {
 /// Writes `<out>.summary.md` (the table, then the paired comparisons) and `<out>.svg`.
 pub fn write_reports(
     out: &Path,
+    records: &[Record],
     summary: &[MethodSummary],
     paired: &[Paired],
     heading: &str,
@@ -40,9 +42,10 @@ pub fn write_reports(
     let md_path = sibling(out, ".summary.md");
     let svg_path = sibling(out, ".svg");
     let md = format!(
-        "# {heading}\n\n{}\n{}",
+        "# {heading}\n\n{}\n{}\n{}",
         markdown_table(summary),
-        paired_table(paired)
+        paired_table(paired),
+        reflection_table(records)
     );
     std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     plot_accuracy_vs_tokens(summary, &svg_path)?;
@@ -168,7 +171,13 @@ fn run_with<E: Engine>(
         args.offset,
         args.seed
     );
-    let files = write_reports(&args.out, &outcome.summary, &outcome.paired, &heading)?;
+    let files = write_reports(
+        &args.out,
+        &outcome.records,
+        &outcome.summary,
+        &outcome.paired,
+        &heading,
+    )?;
     Ok((outcome, files))
 }
 
@@ -246,7 +255,7 @@ pub fn report_cli(args: &ReportArgs) -> anyhow::Result<Rebuilt> {
     let out = args.out.clone().unwrap_or_else(|| args.files[0].clone());
     let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let heading = format!("Results of {}", names.join(", "));
-    let files = write_reports(&out, &summary, &paired, &heading)?;
+    let files = write_reports(&out, &records, &summary, &paired, &heading)?;
     Ok(Rebuilt {
         records,
         summary,

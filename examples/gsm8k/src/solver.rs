@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use thinktree::engine::{Engine, Usage};
-use thinktree::reason::{Method, Scorer, SearchTree, SolveConfig, solve_with_scorer};
+use thinktree::reason::{Method, Reflection, Scorer, SearchTree, SolveConfig, solve_with_scorer};
 
 use crate::cli::Args;
 
@@ -26,6 +26,8 @@ pub struct Attempt {
     pub path: Vec<String>,
     /// The explored tree (beam, MCTS), when exported.
     pub tree: Option<SearchTree>,
+    /// Chains that reflected (`--reflect`): answers before and after.
+    pub reflections: Vec<Reflection>,
 }
 
 /// Solves one question with one method. The gold answer is deliberately not an input.
@@ -107,6 +109,10 @@ pub fn method_config(method: Method, args: &Args) -> SolveConfig {
     if let Some(k) = args.deepconf_keep {
         cfg.deepconf.keep = k;
     }
+    cfg.reflect = args.reflect;
+    if args.mutual_check {
+        cfg.discriminator = Some(thinktree::reason::Discriminator::default());
+    }
     if let Some(s) = &args.scorer {
         cfg.scorer = s.clone();
     }
@@ -139,6 +145,7 @@ impl<E: Engine> Solver for EngineSolver<'_, E> {
             wall: sol.wall,
             path: sol.path,
             tree: sol.tree,
+            reflections: sol.reflections,
         })
     }
 }

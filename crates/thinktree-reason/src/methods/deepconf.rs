@@ -266,8 +266,10 @@ pub(crate) fn run_offline<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> 
     }
     let mut order: Vec<&Trace<E::State>> = traces.iter().collect();
     order.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-    let kept = ((order.len() as f64 * cfg.deepconf.keep).ceil() as usize)
-        .clamp(1, order.len().max(1))
+    // Rounded, not rounded up: 90 % of 8 chains keeps 7 (rounding up would keep all 8
+    // and filter nothing at this method's usual sample counts).
+    let kept = ((order.len() as f64 * cfg.deepconf.keep).round() as usize)
+        .max(1)
         .min(order.len());
     let mut out = Outcome {
         finished: voters(&order[..kept]),
@@ -340,6 +342,7 @@ pub(crate) fn run_online<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
         early_stopped: early,
         aggregation: Some(Aggregation::Weighted),
         tree: cfg.export_tree.then(|| tree_of(&traces)),
+        ..Outcome::default()
     })
 }
 

@@ -15,6 +15,8 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
         vec![run.root.clone()],
         0.0,
     )?;
+    let mut reflections = Vec::new();
+    let nodes = super::reflect::reflect(run, nodes, &mut reflections)?;
     let refs: Vec<_> = nodes.iter().collect();
     let scores = run.score(&refs, true)?;
     let tree = run.cfg.export_tree.then(|| {
@@ -32,6 +34,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     Ok(Outcome {
         finished,
         tree,
+        reflections,
         ..Outcome::default()
     })
 }

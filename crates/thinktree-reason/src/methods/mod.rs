@@ -2,8 +2,10 @@
 
 pub(crate) mod beam;
 pub(crate) mod deepconf;
+pub(crate) mod discriminate;
 pub(crate) mod greedy;
 pub(crate) mod mcts;
+pub(crate) mod reflect;
 pub(crate) mod sampling;
 
 use crate::error::{Error, Result};
@@ -36,6 +38,8 @@ pub(crate) struct Outcome {
     /// The method's own aggregation, overriding the configured one (DeepConf's
     /// confidence-weighted vote).
     pub aggregation: Option<super::aggregate::Aggregation>,
+    /// Chains that reflected, with their answers before and after.
+    pub reflections: Vec<reflect::Reflection>,
 }
 
 impl<E: Engine> Solve<'_, E> {
@@ -85,6 +89,11 @@ pub(crate) fn score_nodes<E: Engine>(
                 &n.path_logprobs
             } else {
                 &n.step_logprobs
+            },
+            relative: if whole {
+                &n.path_relative
+            } else {
+                &n.step_relative
             },
             state: &n.state,
             parent: n.parent_state.as_ref(),

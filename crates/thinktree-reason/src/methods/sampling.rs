@@ -28,7 +28,10 @@ fn whole_chains<E: Engine>(
         temperature: cfg.temperature,
         top_k: if sampling { cfg.top_k } else { None },
         top_p: if sampling { cfg.top_p } else { None },
-        stop: StopCondition::tokens(cap),
+        stop: StopCondition {
+            confidence: run.stepper.stop(cap).confidence,
+            ..StopCondition::tokens(cap)
+        },
         seed,
     };
     let (conts, usage) = run.engine.sample(&run.root.state, wave, &params)?;
@@ -71,6 +74,7 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
             )?
         };
         remaining -= wave;
+        let done = super::reflect::reflect(run, done, &mut out.reflections)?;
         let refs: Vec<_> = done.iter().collect();
         let scores = run.score(&refs, true)?;
         out.finished

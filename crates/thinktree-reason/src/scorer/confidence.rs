@@ -5,8 +5,12 @@ use thinktree_engine::{Engine, Usage};
 
 use super::{ScoreItem, Scorer};
 
-/// Mean per-token probability of the judged tokens (as in Marco-o1). Free: it reads the
-/// log-probabilities the sampler already returned, so it costs no model call.
+/// Mean per-token probability of the judged tokens. Free: it reads the log-probabilities
+/// the sampler already returned, so it costs no model call. Not Marco-o1's reward, which
+/// normalises each probability by the top 5 at its position ([`MarcoScorer`]): a token
+/// the model chose among many near-equal options scores low here and there alike, but a
+/// token that is one of two likely ones scores ~0.5 here and ~0.5 there while one of five
+/// equal ones scores 0.2 in both; they part where the top 5 hold little of the mass.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConfidenceScorer;
 
@@ -29,6 +33,46 @@ impl<E: Engine> Scorer<E> for ConfidenceScorer {
                 } else {
                     it.logprobs.iter().map(|&l| f64::from(l).exp()).sum::<f64>()
                         / it.logprobs.len() as f64
+                }
+            })
+            .collect();
+        Ok((scores, Usage::default()))
+    }
+}
+
+/// Marco-o1's confidence reward, exactly: for each generated token, the softmax of its
+/// log-probability against the 5 most likely tokens at that position,
+/// `exp(lp) / sum(exp(top5))`, averaged over the judged tokens. Free like
+/// [`ConfidenceScorer`], but it needs the engine's top log-probabilities, which the
+/// search asks for when this scorer is used ([`Scorer::needs_top_logprobs`]); an engine
+/// that does not report them makes the search fail with its error instead of a silent
+/// fallback.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MarcoScorer;
+
+impl<E: Engine> Scorer<E> for MarcoScorer {
+    fn name(&self) -> String {
+        "marco".into()
+    }
+
+    fn needs_top_logprobs(&self) -> bool {
+        true
+    }
+
+    fn score(
+        &self,
+        _engine: &E,
+        items: &[ScoreItem<'_, E::State>],
+        _seed: u64,
+    ) -> Result<(Vec<f64>, Usage)> {
+        let scores = items
+            .iter()
+            .map(|it| {
+                if it.relative.is_empty() {
+                    0.5
+                } else {
+                    it.relative.iter().map(|&c| f64::from(c)).sum::<f64>()
+                        / it.relative.len() as f64
                 }
             })
             .collect();

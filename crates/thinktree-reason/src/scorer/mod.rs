@@ -17,7 +17,7 @@ mod spec;
 mod verifier;
 
 pub use arith::{EquationCheck, check_equations};
-pub use confidence::ConfidenceScorer;
+pub use confidence::{ConfidenceScorer, MarcoScorer};
 pub use prm::PrmScorer;
 pub use reward::{Reward, RewardFn};
 pub use rollout::RolloutScorer;
@@ -40,6 +40,10 @@ pub struct ScoreItem<'a, S> {
     pub judged: usize,
     /// Token log-probabilities of the judged steps, as sampled.
     pub logprobs: &'a [f32],
+    /// Marco-o1 token confidences of the judged steps (each token's probability relative
+    /// to the 5 most likely at its position), when the scorer asked for them
+    /// ([`Scorer::needs_top_logprobs`]) and the engine reports them; else empty.
+    pub relative: &'a [f32],
     /// The engine state after the last step (its cached context).
     pub state: &'a S,
     /// The state before the last step, when there is one.
@@ -103,6 +107,12 @@ pub trait Scorer<E: Engine>: Send + Sync {
     fn is_exact(&self) -> bool {
         false
     }
+
+    /// Whether the scorer reads [`ScoreItem::relative`] (Marco-o1's confidence), which
+    /// the search then asks the engine for (the top log-probabilities of every token).
+    fn needs_top_logprobs(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Engine, T: Scorer<E> + ?Sized> Scorer<E> for Box<T> {
@@ -111,6 +121,9 @@ impl<E: Engine, T: Scorer<E> + ?Sized> Scorer<E> for Box<T> {
     }
     fn is_exact(&self) -> bool {
         (**self).is_exact()
+    }
+    fn needs_top_logprobs(&self) -> bool {
+        (**self).needs_top_logprobs()
     }
     fn score_within(
         &self,
@@ -173,6 +186,12 @@ impl<E: Engine> Scorer<E> for WeightedScorer<'_, E> {
     /// Exact only when every part with a weight is exact.
     fn is_exact(&self) -> bool {
         self.parts.iter().all(|(s, w)| *w == 0.0 || s.is_exact())
+    }
+
+    fn needs_top_logprobs(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|(s, w)| *w > 0.0 && s.needs_top_logprobs())
     }
 
     fn name(&self) -> String {

@@ -85,6 +85,7 @@ impl<E: Engine> Scorer<E> for RolloutScorer {
             top_p: self.top_p,
             top_k: None,
             extractor: &*self.extractor.0,
+            top_logprobs: false,
         };
         // Rows: `n` per item that has somewhere to roll out from.
         let mut owners = Vec::new();

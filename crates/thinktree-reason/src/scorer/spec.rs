@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use thinktree_engine::Engine;
 
 use super::{
-    ConfidenceScorer, RewardFn, RolloutScorer, Scorer, SelfEvalScorer, VerifierScorer,
+    ConfidenceScorer, MarcoScorer, RewardFn, RolloutScorer, Scorer, SelfEvalScorer, VerifierScorer,
     WeightedScorer,
 };
 
@@ -24,6 +24,8 @@ pub type ScorerLoader<'f, 'e, E> = dyn Fn(&ScorerSpec) -> Result<Box<dyn Scorer<
 pub enum ScorerSpec {
     /// [`ConfidenceScorer`].
     Confidence,
+    /// [`MarcoScorer`]: Marco-o1's confidence reward.
+    Marco,
     /// [`SelfEvalScorer`] on the policy model.
     SelfEval,
     /// [`VerifierScorer`].
@@ -56,7 +58,10 @@ impl ScorerSpec {
             | ScorerSpec::Rollout
             | ScorerSpec::Prm(_)
             | ScorerSpec::Value(_) => true,
-            ScorerSpec::Confidence | ScorerSpec::Verifier | ScorerSpec::Reward(_) => false,
+            ScorerSpec::Confidence
+            | ScorerSpec::Marco
+            | ScorerSpec::Verifier
+            | ScorerSpec::Reward(_) => false,
             ScorerSpec::Weighted(parts) => parts.iter().any(|(s, w)| *w > 0.0 && s.uses_model()),
         }
     }
@@ -116,6 +121,7 @@ impl ScorerSpec {
         self.validate()?;
         Ok(match self {
             ScorerSpec::Confidence => Box::new(ConfidenceScorer),
+            ScorerSpec::Marco => Box::new(MarcoScorer),
             ScorerSpec::SelfEval => Box::new(SelfEvalScorer::new()),
             ScorerSpec::Verifier => Box::new(VerifierScorer),
             ScorerSpec::Rollout => Box::new(RolloutScorer {
@@ -149,6 +155,7 @@ impl fmt::Display for ScorerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScorerSpec::Confidence => f.write_str("confidence"),
+            ScorerSpec::Marco => f.write_str("marco"),
             ScorerSpec::SelfEval => f.write_str("self-eval"),
             ScorerSpec::Verifier => f.write_str("verifier"),
             ScorerSpec::Rollout => f.write_str("rollout"),
@@ -178,11 +185,12 @@ fn parse_one(s: &str) -> Result<ScorerSpec> {
     }
     match s.to_ascii_lowercase().as_str() {
         "confidence" | "conf" => Ok(ScorerSpec::Confidence),
+        "marco" | "marco-confidence" => Ok(ScorerSpec::Marco),
         "self-eval" | "self_eval" | "selfeval" => Ok(ScorerSpec::SelfEval),
         "verifier" | "arith" | "arithmetic" => Ok(ScorerSpec::Verifier),
         "rollout" | "rollouts" => Ok(ScorerSpec::Rollout),
         other => Err(Error::InvalidConfig(format!(
-            "unknown scorer `{other}` (expected confidence, self-eval, verifier, rollout, prm:PATH or value:PATH)"
+            "unknown scorer `{other}` (expected confidence, marco, self-eval, verifier, rollout, prm:PATH or value:PATH)"
         ))),
     }
 }

@@ -69,7 +69,7 @@ fn offline_keeps_only_the_most_confident_traces_and_weights_the_vote() {
     );
     assert_eq!(sol.answer.as_deref(), Some("12"));
     let votes: usize = sol.candidates.iter().map(|c| c.votes).sum();
-    assert_eq!(votes, 2, "ceil(25% of 8) traces vote: {:?}", sol.candidates);
+    assert_eq!(votes, 2, "25% of 8 traces vote: {:?}", sol.candidates);
 
     cfg.deepconf.keep = 1.0;
     let all = solve(&e, Q, &cfg).unwrap();

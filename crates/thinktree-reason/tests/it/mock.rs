@@ -427,3 +427,142 @@ fn widening_keeps_priors_comparable_and_siblings_distinct() {
     }
     assert!(widened > 0, "no node was widened");
 }
+
+#[test]
+fn marco_searches_mini_steps_valued_by_its_confidence_reward() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::Marco);
+    cfg.split = StepSplit::Tokens(8);
+    cfg.simulations = 64;
+    cfg.export_tree = true;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert!(sol.answer.is_some(), "{sol:#?}");
+    let tree = sol.tree.unwrap();
+    assert!(tree.nodes.len() > 4);
+    // The script's top log-probabilities at every token: its own, then four alternatives
+    // one nat apart each, so Marco-o1's token confidence is 1 / (1 + e^-1 + ... + e^-4).
+    let want = 1.0 / (0..5).map(|j| (-(j as f64)).exp()).sum::<f64>();
+    for n in &tree.nodes[1..] {
+        assert!(n.tokens <= 8, "a mini-step is at most 8 tokens: {n:?}");
+        if let Some(v) = n.value {
+            assert!((v - want).abs() < 1e-5, "{v} vs {want}: {n:?}");
+        }
+    }
+    assert!(tree.nodes[1..].iter().any(|n| n.value.is_some()));
+}
+
+#[test]
+fn reflection_continues_a_finished_chain_and_its_new_answer_counts() {
+    let e = ScriptEngine::new(&[concat!(
+        "3 * 4 = 14 apples.\n14 - 2 = 12.\nThe answer is 12.\n",
+        "Wait! Maybe I made some mistakes! I need to rethink from scratch.\n",
+        "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10."
+    )]);
+    let mut cfg = SolveConfig::new(Method::Greedy);
+    let plain = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(plain.answer.as_deref(), Some("12"));
+    assert!(plain.reflections.is_empty());
+
+    cfg.reflect = true;
+    let before = e.spent();
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    assert_eq!(
+        sol.reflections,
+        vec![thinktree_reason::Reflection {
+            before: Some("12".into()),
+            after: Some("10".into()),
+        }]
+    );
+    assert!(sol.path.iter().any(|s| s.starts_with("Wait! Maybe")));
+    // The reflection text is billed as prompt tokens, the continuation as generated ones.
+    let spent = e.spent();
+    assert_eq!(
+        sol.usage.prompt_tokens,
+        spent.prompt_tokens - before.prompt_tokens
+    );
+    assert!(sol.usage.generated_tokens > plain.usage.generated_tokens);
+    assert!(
+        sol.usage.prompt_tokens
+            >= plain.usage.prompt_tokens + thinktree_reason::REFLECTION.len() as u64
+    );
+}
+
+#[test]
+fn the_discriminator_checks_trajectories_from_prefixes_and_bills_its_tokens() {
+    use thinktree_reason::Discriminator;
+    let d = Discriminator::default();
+    // 20-80 % of the steps, never all of them.
+    assert_eq!((d.prefix_len(5, 0.0), d.prefix_len(5, 0.999)), (1, 4));
+    assert_eq!(d.prefix_len(1, 0.5), 0);
+    assert_eq!(d.prefix_len(3, 0.0), 1);
+
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::SelfConsistency);
+    cfg.samples = 6;
+    cfg.token_budget = 1000;
+    cfg.discriminator = Some(d);
+    let before = e.spent();
+    let sol = solve(&e, Q, &cfg).unwrap();
+    let m = sol.mutual.clone().expect("the discriminator ran");
+    // Every trajectory of the script is a whole solution: completing any prefix of it
+    // gives the same solution back, so each one is consistent.
+    assert!(
+        m.checked >= 2 && m.consistent == m.checked && m.decided,
+        "{m:?}"
+    );
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    let spent = e.spent().generated_tokens - before.generated_tokens;
+    assert_eq!(sol.usage.generated_tokens, spent);
+    assert!(sol.usage.generated_tokens <= 1000 + 8);
+
+    // Without it, the same solve spends fewer tokens (the check's are billed) and
+    // reports nothing.
+    cfg.discriminator = None;
+    let plain = solve(&e, Q, &cfg).unwrap();
+    assert!(plain.mutual.is_none());
+    assert!(plain.usage.generated_tokens < sol.usage.generated_tokens);
+
+    let mut bad = SolveConfig::new(Method::Mcts);
+    bad.discriminator = Some(Discriminator {
+        min_prefix: 0.9,
+        max_prefix: 0.1,
+        ..Discriminator::default()
+    });
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn an_inconsistent_trajectory_loses_to_a_consistent_one() {
+    use thinktree_reason::Discriminator;
+    // The wrong chain's prefix ("3 * 4 = 12 apples.") is shared with the right one, whose
+    // completion the script gives back: a prefix of the wrong chain completes to 10, not
+    // 12, so only the right chain is consistent, even though the scorer prefers the wrong.
+    let e = ScriptEngine::new(&[
+        "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10.",
+        "3 * 4 = 12 apples.\n12 + 2 = 14 - 2 = 12.\nThe answer is 12.",
+    ]);
+    let mut cfg = SolveConfig::new(Method::BestOfN);
+    cfg.samples = 6;
+    cfg.temperature = 0.7;
+    cfg.token_budget = 1000;
+    cfg.scorer = ScorerSpec::reward("prefers 12", |_, steps| {
+        if steps.iter().any(|s| s.contains("answer is 12")) {
+            1.0
+        } else {
+            0.1
+        }
+    });
+    let plain = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(plain.answer.as_deref(), Some("12"), "{plain:#?}");
+    cfg.discriminator = Some(Discriminator {
+        min_prefix: 0.3,
+        max_prefix: 0.4,
+        temperature: Some(0.0),
+        ..Discriminator::default()
+    });
+    let sol = solve(&e, Q, &cfg).unwrap();
+    let m = sol.mutual.clone().unwrap();
+    assert!(m.decided && m.consistent < m.checked, "{m:?} {sol:#?}");
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+}

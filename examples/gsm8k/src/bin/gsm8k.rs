@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use thinktree_gsm8k::cli::{Args, ReportArgs};
-use thinktree_gsm8k::report::{markdown_table, paired_table};
+use thinktree_gsm8k::report::{markdown_table, paired_table, reflection_table};
 use thinktree_gsm8k::run::{report_cli, run_cli};
 
 fn main() -> ExitCode {
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             let done = report_cli(args)?;
             println!("{}", markdown_table(&done.summary));
             println!("{}", paired_table(&done.paired));
+            print!("{}", reflection_table(&done.records));
             println!(
                 "{} records | table: {} | plot: {}",
                 done.records.len(),
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         let (outcome, files) = run_cli(args)?;
         println!("{}", markdown_table(&outcome.summary));
         println!("{}", paired_table(&outcome.paired));
+        print!("{}", reflection_table(&outcome.records));
         println!(
             "{} solved now, {} already in {} | results: {} | table: {} | plot: {}",
             outcome.solved,

@@ -64,6 +64,7 @@ fn rec(
         candidates: vec![],
         error: None,
         budget: None,
+        reflection: None,
     }
 }
 
@@ -224,4 +225,30 @@ fn budgets_pair_within_their_budget() {
     assert_eq!((p[1].only_method, p[1].only_baseline), (1, 0));
     let s = summarize(&rs, &labels);
     assert_eq!((s[1].method.as_str(), s[1].correct), ("mcts@512", 1));
+}
+
+#[test]
+fn reflection_counts_are_summed_per_method() {
+    use thinktree_gsm8k::output::Reflections;
+    use thinktree_gsm8k::report::reflection_table;
+    let with = |id: &str, m: &str, fixed: usize, broken: usize| Record {
+        reflection: Some(Reflections {
+            chains: 4,
+            fixed,
+            broken,
+            unchanged: 4 - fixed - broken,
+        }),
+        ..rec(id, m, false, false, 1, 1.0)
+    };
+    assert_eq!(
+        reflection_table(&[rec("a:0", "sc", true, true, 1, 1.0)]),
+        ""
+    );
+    let t = reflection_table(&[
+        with("a:0", "sc", 1, 0),
+        with("a:1", "sc", 0, 2),
+        with("a:0", "greedy", 0, 0),
+    ]);
+    assert!(t.contains("| sc | 2 | 8 | 1 | 2 | 5 |"), "{t}");
+    assert!(t.contains("| greedy | 1 | 4 | 0 | 0 | 4 |"), "{t}");
 }

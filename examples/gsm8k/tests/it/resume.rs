@@ -74,6 +74,7 @@ impl Solver for Scripted {
             wall: Duration::from_millis(2),
             path: vec!["step one".into(), "The answer is 1.".into()],
             tree: (method == Method::Mcts).then(SearchTree::default),
+            reflections: Vec::new(),
         })
     }
 }
@@ -138,7 +139,7 @@ fn every_pair_is_streamed_as_one_json_line() {
     assert!(dir.path().join("trees/default_5-mcts.json").is_file());
     assert!(!dir.path().join("trees/default_0-greedy.dot").exists());
     // The table and the plot land next to the results.
-    let files = write_reports(&out, &res.summary, &res.paired, "test").unwrap();
+    let files = write_reports(&out, &res.records, &res.summary, &res.paired, "test").unwrap();
     assert_eq!(files.summary, sibling(&out, ".summary.md"));
     assert!(
         std::fs::read_to_string(&files.summary)
