@@ -149,3 +149,31 @@ fn marco_mcts_runs_on_64_token_mini_steps_with_its_confidence_reward() {
     );
     assert!(sol.usage.generated_tokens <= 320 + 64);
 }
+
+#[test]
+fn rstar_takes_its_actions_on_the_real_model() {
+    let e = engine();
+    let mut cfg = SolveConfig::new(Method::RStar);
+    cfg.token_budget = 600;
+    cfg.seed = 2;
+    cfg.export_tree = true;
+    let sol = solve(e, APPLES, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    let last = |i: usize| tree.nodes[i].steps.last().cloned().unwrap_or_default();
+    // The root's expansion: one step, the rest of the chain, a sub-question with its
+    // answer, the question restated (markers as written by the search).
+    let root_kids: Vec<usize> = tree.children(0).map(|n| n.id).collect();
+    assert!(root_kids.len() >= 3, "{tree:#?}");
+    assert!(root_kids.iter().any(|&i| last(i).starts_with("Answer 1:")));
+    assert!(
+        root_kids
+            .iter()
+            .any(|&i| tree.nodes[i].terminal && tree.nodes[i].value.is_some())
+    );
+    assert!(sol.answer.is_some());
+    assert!(
+        sol.usage.generated_tokens <= 600 + 3 * 96,
+        "{:?}",
+        sol.usage
+    );
+}

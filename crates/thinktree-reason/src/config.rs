@@ -84,6 +84,8 @@ pub struct SolveConfig {
     pub reflect: bool,
     /// rStar's mutual-consistency check of the finished trajectories (None: off).
     pub discriminator: Option<crate::Discriminator>,
+    /// rStar's settings (its method only).
+    pub rstar: crate::RStar,
 }
 
 impl SolveConfig {
@@ -137,6 +139,7 @@ impl SolveConfig {
             deepconf: crate::DeepConf::default(),
             reflect: false,
             discriminator: None,
+            rstar: crate::RStar::default(),
         };
         match method {
             Method::Greedy => {
@@ -164,6 +167,11 @@ impl SolveConfig {
                 cfg.split = StepSplit::Tokens(64);
                 cfg.max_steps = 24;
                 cfg.scorer = ScorerSpec::Marco;
+            }
+            Method::RStar => {
+                cfg.aggregation = Aggregation::Weighted;
+                // Rollouts until the budget binds (each expands up to four actions).
+                cfg.simulations = 256;
             }
             Method::DeepConf => cfg.aggregation = Aggregation::Weighted,
             Method::DeepConfOnline => {
@@ -196,6 +204,7 @@ impl SolveConfig {
             }
         }
         self.deepconf.validate()?;
+        self.rstar.validate()?;
         if let Some(d) = &self.discriminator {
             d.validate()?;
         }

@@ -6,9 +6,10 @@
 //! recomputes its prefix; a leaf is terminal when a step states a final answer, the model
 //! ends, or the depth limit is hit.
 //!
-//! Eight methods search that tree with the same engine and the same bill ([`Method`]):
+//! Nine methods search that tree with the same engine and the same bill ([`Method`]):
 //! greedy chain of thought, self-consistency, best-of-N, step-level beam search, MCTS,
-//! Marco-o1-style MCTS (64-token mini-steps, its confidence reward), and DeepConf offline
+//! Marco-o1-style MCTS (64-token mini-steps, its confidence reward), rStar's five-action
+//! MCTS ([`RStar`]), and DeepConf offline
 //! and online (chains voted by their own token confidence, online
 //! ones stopped in the engine when it drops; [`DeepConf`]).
 //! Every sampling call asks for all siblings (and all parallel paths) at once, so they
@@ -71,6 +72,7 @@ pub use method::Method;
 pub use methods::deepconf::{DeepConf, TraceMeasure};
 pub use methods::discriminate::{Discriminator, MutualCheck};
 pub use methods::reflect::{REFLECTION, Reflection};
+pub use methods::rstar::RStar;
 pub use prompt::{DEFAULT_SYSTEM_PROMPT, followup_suffix, prompt_text, root_state};
 pub use scorer::{Reward, RewardFn, ScoreItem, Scorer, ScorerSpec};
 pub use solution::Solution;
@@ -138,6 +140,7 @@ pub fn solve_with_scorer<E: Engine>(
         Method::SelfConsistency | Method::BestOfN => methods::sampling::run(&mut run)?,
         Method::Beam => methods::beam::run(&mut run)?,
         Method::Mcts | Method::Marco => methods::mcts::run(&mut run)?,
+        Method::RStar => methods::rstar::run(&mut run)?,
         Method::DeepConf => methods::deepconf::run_offline(&mut run)?,
         Method::DeepConfOnline => methods::deepconf::run_online(&mut run)?,
     };

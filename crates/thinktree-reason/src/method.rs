@@ -24,6 +24,10 @@ pub enum Method {
     /// Marco-o1-style MCTS: mini-steps of 64 tokens, Marco-o1's confidence reward
     /// ([`crate::scorer::MarcoScorer`]) as the value of a leaf.
     Marco,
+    /// rStar's MCTS: five reasoning actions (one step, the rest of the chain, a
+    /// sub-question and its answer, that answer again, the question restated) as node
+    /// kinds, terminals valued by their answer's self-consistency ([`crate::RStar`]).
+    RStar,
     /// DeepConf offline: N chains with token confidences; the most confident share votes,
     /// weighted by confidence ([`crate::DeepConf`]).
     DeepConf,
@@ -34,13 +38,14 @@ pub enum Method {
 
 impl Method {
     /// Every method, in increasing order of sophistication.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Greedy,
         Method::SelfConsistency,
         Method::BestOfN,
         Method::Beam,
         Method::Mcts,
         Method::Marco,
+        Method::RStar,
         Method::DeepConf,
         Method::DeepConfOnline,
     ];
@@ -54,6 +59,7 @@ impl Method {
             Method::Beam => "beam",
             Method::Mcts => "mcts",
             Method::Marco => "marco",
+            Method::RStar => "rstar",
             Method::DeepConf => "deepconf",
             Method::DeepConfOnline => "deepconf-online",
         }
@@ -79,10 +85,11 @@ impl FromStr for Method {
             "beam" | "beam-search" => Ok(Method::Beam),
             "mcts" => Ok(Method::Mcts),
             "marco" | "marco-mcts" => Ok(Method::Marco),
+            "rstar" => Ok(Method::RStar),
             "deepconf" | "deepconf-offline" => Ok(Method::DeepConf),
             "deepconf-online" => Ok(Method::DeepConfOnline),
             other => Err(Error::InvalidConfig(format!(
-                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts, marco, deepconf, deepconf-online)"
+                "unknown method `{other}` (expected one of: greedy, sc, bon, beam, mcts, marco, rstar, deepconf, deepconf-online)"
             ))),
         }
     }

@@ -6,6 +6,7 @@ pub(crate) mod discriminate;
 pub(crate) mod greedy;
 pub(crate) mod mcts;
 pub(crate) mod reflect;
+pub(crate) mod rstar;
 pub(crate) mod sampling;
 
 use crate::error::{Error, Result};

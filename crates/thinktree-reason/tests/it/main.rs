@@ -5,3 +5,4 @@
 mod deepconf;
 mod mock;
 mod props;
+mod rstar;
