@@ -93,8 +93,14 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
             match (right(&x.before), right(&x.after)) {
                 (false, true) => r.fixed += 1,
                 (true, false) => r.broken += 1,
-                _ => r.unchanged += 1,
+                _ => {}
             }
+            let same = match (&x.before, &x.after) {
+                (Some(a), Some(b)) => answers_match(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            r.changed += usize::from(!same);
         }
         r
     });

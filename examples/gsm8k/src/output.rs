@@ -52,6 +52,7 @@ pub struct Record {
 /// Chains of one solve that reflected (Marco-o1's "Wait! Maybe I made some mistakes!"),
 /// judged against the gold answer after the solve.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Reflections {
     /// Chains that reflected.
     pub chains: usize,
@@ -59,8 +60,8 @@ pub struct Reflections {
     pub fixed: usize,
     /// Right before, wrong after.
     pub broken: usize,
-    /// Answer unchanged.
-    pub unchanged: usize,
+    /// The answer after differs from the one before (fixed and broken included).
+    pub changed: usize,
 }
 
 impl Record {

@@ -284,7 +284,7 @@ pub fn reflection_table(records: &[Record]) -> String {
         row.2.chains += x.chains;
         row.2.fixed += x.fixed;
         row.2.broken += x.broken;
-        row.2.unchanged += x.unchanged;
+        row.2.changed += x.changed;
     }
     if rows.is_empty() {
         return String::new();
@@ -292,13 +292,13 @@ pub fn reflection_table(records: &[Record]) -> String {
     let mut s = String::from(
         "Reflection (\"Wait! Maybe I made some mistakes! I need to rethink from scratch.\" after \
          each chain's answer), judged against the gold answer afterwards:\n\n\
-         | method | problems | chains reflected | wrong -> right | right -> wrong | unchanged |\n\
+         | method | problems | chains reflected | answer changed | wrong -> right | right -> wrong |\n\
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for (label, problems, x) in rows {
         s.push_str(&format!(
             "| {label} | {problems} | {} | {} | {} | {} |\n",
-            x.chains, x.fixed, x.broken, x.unchanged
+            x.chains, x.changed, x.fixed, x.broken
         ));
     }
     s
