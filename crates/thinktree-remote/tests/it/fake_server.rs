@@ -492,3 +492,22 @@ fn a_chat_template_option_replaces_the_files_own() {
     let body = fake.bodies.lock().unwrap()[0].clone();
     assert_eq!(body["prompt"], "Q: 2+2?\nA:");
 }
+
+#[test]
+fn confidence_tracking_is_refused_before_any_request() {
+    let fake = Fake::start(|_, _| (200, one_line()));
+    let (_d, e) = engine(&[&fake.url], 0);
+    let (s, _) = e.extend(&e.root(), "Q\n").unwrap();
+    let mut p = params();
+    p.stop.confidence = Some(thinktree_engine::ConfidenceStop {
+        top_k: 20,
+        window: 8,
+        threshold: Some(1.0),
+    });
+    let err = e.sample(&s, 2, &p).unwrap_err();
+    assert!(
+        matches!(remote_error(&err), Error::Unsupported { .. }),
+        "{err}"
+    );
+    assert_eq!(fake.hits(), 0);
+}
