@@ -17,7 +17,7 @@
 //!   trace that finished.
 
 use serde::{Deserialize, Serialize};
-use thinktree_engine::{ConfidenceStop, Engine, FinishReason, SampleParams, StopCondition};
+use thinktree_engine::{ConfidenceStop, Engine, FinishReason};
 
 use crate::aggregate::{Aggregation, Finished};
 use crate::answer::answers_match;
@@ -179,26 +179,13 @@ fn wave<E: Engine>(
 ) -> Result<Vec<Trace<E::State>>> {
     let cfg = run.cfg;
     let dc = &cfg.deepconf;
-    let cap = cfg
-        .step_tokens
-        .saturating_mul(cfg.max_steps)
-        .min(run.meter.per_row(wave))
-        .max(1);
-    let sampling = cfg.temperature > 0.0;
-    let params = SampleParams {
-        temperature: cfg.temperature,
-        top_k: if sampling { cfg.top_k } else { None },
-        top_p: if sampling { cfg.top_p } else { None },
-        stop: StopCondition {
-            confidence: Some(ConfidenceStop {
-                top_k: dc.top_k,
-                window: dc.window,
-                threshold,
-            }),
-            ..StopCondition::tokens(cap)
-        },
-        seed: run.meter.next_seed(),
-    };
+    let seed = run.meter.next_seed();
+    let mut params = run.chain_params(wave, cfg.max_steps, cfg.temperature, seed);
+    params.stop.confidence = Some(ConfidenceStop {
+        top_k: dc.top_k,
+        window: dc.window,
+        threshold,
+    });
     let (conts, usage) = run.engine.sample(&run.root.state, wave, &params)?;
     run.meter.add(usage);
     Ok(conts

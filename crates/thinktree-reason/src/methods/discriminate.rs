@@ -9,7 +9,7 @@
 //! ([`Discriminator::reserve`]) is held back from the method for it.
 
 use serde::{Deserialize, Serialize};
-use thinktree_engine::{Engine, SampleParams, StopCondition};
+use thinktree_engine::Engine;
 
 use crate::aggregate::Finished;
 use crate::answer::answers_match;
@@ -132,19 +132,8 @@ pub(crate) fn check<E: Engine>(
     }
     let cfg = run.cfg;
     let temperature = d.temperature.unwrap_or(cfg.temperature);
-    let sampling = temperature > 0.0;
-    let cap = cfg
-        .step_tokens
-        .saturating_mul(cfg.max_steps)
-        .min(run.meter.per_row(states.len()))
-        .max(1);
-    let params = SampleParams {
-        temperature,
-        top_k: if sampling { cfg.top_k } else { None },
-        top_p: if sampling { cfg.top_p } else { None },
-        stop: StopCondition::tokens(cap),
-        seed: run.meter.next_seed(),
-    };
+    let seed = run.meter.next_seed();
+    let params = run.chain_params(states.len(), cfg.max_steps, temperature, seed);
     let requests: Vec<(&E::State, usize)> = states.iter().map(|(s, _)| (s, 1)).collect();
     let (conts, usage) = run.engine.sample_many(&requests, &params)?;
     run.meter.add(usage);

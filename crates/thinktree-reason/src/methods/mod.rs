@@ -44,6 +44,35 @@ pub(crate) struct Outcome {
 }
 
 impl<E: Engine> Solve<'_, E> {
+    /// Sampling parameters for `rows` whole chains of at most `steps` steps each, capped
+    /// by what the budget leaves per row: the config's truncation at `temperature`, and
+    /// top log-probabilities when the scorer reads them.
+    pub fn chain_params(
+        &self,
+        rows: usize,
+        steps: usize,
+        temperature: f32,
+        seed: u64,
+    ) -> thinktree_engine::SampleParams {
+        let cap = self
+            .cfg
+            .step_tokens
+            .saturating_mul(steps.max(1))
+            .min(self.meter.per_row(rows))
+            .max(1);
+        let sampling = temperature > 0.0;
+        thinktree_engine::SampleParams {
+            temperature,
+            top_k: if sampling { self.cfg.top_k } else { None },
+            top_p: if sampling { self.cfg.top_p } else { None },
+            stop: thinktree_engine::StopCondition {
+                confidence: self.stepper.stop(cap).confidence,
+                ..thinktree_engine::StopCondition::tokens(cap)
+            },
+            seed,
+        }
+    }
+
     /// Scores nodes in one scorer call and adds its cost to the bill. `whole` judges the
     /// entire solution (best-of-N), otherwise only each node's last step.
     pub fn score(&mut self, nodes: &[&Node<E::State>], whole: bool) -> Result<Vec<f64>> {

@@ -18,7 +18,7 @@
 //! [`crate::SolveConfig::discriminator`] for rStar's mutual-consistency check.
 
 use serde::{Deserialize, Serialize};
-use thinktree_engine::{Engine, SampleParams, StopCondition};
+use thinktree_engine::Engine;
 
 use crate::aggregate::{Aggregation, Finished};
 use crate::answer::answers_match;
@@ -361,22 +361,9 @@ fn finish_chain<E: Engine>(
 ) -> Result<Option<Made<E::State>>> {
     let cfg = run.cfg;
     let n = cfg.rstar.votes;
-    let cap = cfg
-        .step_tokens
-        .saturating_mul(cfg.max_steps.saturating_sub(node.depth).max(1))
-        .min(run.meter.per_row(n))
-        .max(1);
-    let sampling = cfg.temperature > 0.0;
-    let params = SampleParams {
-        temperature: cfg.temperature,
-        top_k: if sampling { cfg.top_k } else { None },
-        top_p: if sampling { cfg.top_p } else { None },
-        stop: StopCondition {
-            confidence: run.stepper.stop(cap).confidence,
-            ..StopCondition::tokens(cap)
-        },
-        seed: run.meter.next_seed(),
-    };
+    let seed = run.meter.next_seed();
+    let steps = cfg.max_steps.saturating_sub(node.depth);
+    let params = run.chain_params(n, steps, cfg.temperature, seed);
     let (conts, usage) = run.engine.sample(&node.state, n, &params)?;
     run.meter.add(usage);
     let chains: Vec<Node<E::State>> = conts

@@ -7,7 +7,6 @@ use thinktree_engine::Engine;
 
 use crate::node::Node;
 use crate::split::StepSplit;
-use thinktree_engine::{SampleParams, StopCondition};
 
 use super::{Outcome, Solve, chains_root, finished, push_chain};
 
@@ -17,23 +16,7 @@ fn whole_chains<E: Engine>(
     wave: usize,
     seed: u64,
 ) -> Result<Vec<Node<E::State>>> {
-    let cfg = run.cfg;
-    let cap = cfg
-        .step_tokens
-        .saturating_mul(cfg.max_steps)
-        .min(run.meter.per_row(wave))
-        .max(1);
-    let sampling = cfg.temperature > 0.0;
-    let params = SampleParams {
-        temperature: cfg.temperature,
-        top_k: if sampling { cfg.top_k } else { None },
-        top_p: if sampling { cfg.top_p } else { None },
-        stop: StopCondition {
-            confidence: run.stepper.stop(cap).confidence,
-            ..StopCondition::tokens(cap)
-        },
-        seed,
-    };
+    let params = run.chain_params(wave, run.cfg.max_steps, run.cfg.temperature, seed);
     let (conts, usage) = run.engine.sample(&run.root.state, wave, &params)?;
     run.meter.add(usage);
     Ok(conts

@@ -27,14 +27,7 @@ impl<E: Engine> Scorer<E> for ConfidenceScorer {
     ) -> Result<(Vec<f64>, Usage)> {
         let scores = items
             .iter()
-            .map(|it| {
-                if it.logprobs.is_empty() {
-                    0.5
-                } else {
-                    it.logprobs.iter().map(|&l| f64::from(l).exp()).sum::<f64>()
-                        / it.logprobs.len() as f64
-                }
-            })
+            .map(|it| mean_or_half(it.logprobs.iter().map(|&l| f64::from(l).exp())))
             .collect();
         Ok((scores, Usage::default()))
     }
@@ -67,15 +60,18 @@ impl<E: Engine> Scorer<E> for MarcoScorer {
     ) -> Result<(Vec<f64>, Usage)> {
         let scores = items
             .iter()
-            .map(|it| {
-                if it.relative.is_empty() {
-                    0.5
-                } else {
-                    it.relative.iter().map(|&c| f64::from(c)).sum::<f64>()
-                        / it.relative.len() as f64
-                }
-            })
+            .map(|it| mean_or_half(it.relative.iter().map(|&c| f64::from(c))))
             .collect();
         Ok((scores, Usage::default()))
+    }
+}
+
+/// The mean of per-token values; 0.5 (no opinion) for a step without tokens.
+fn mean_or_half(values: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        0.5
+    } else {
+        values.sum::<f64>() / n as f64
     }
 }
