@@ -9,9 +9,8 @@
 //! Nine methods search that tree with the same engine and the same bill ([`Method`]):
 //! greedy chain of thought, self-consistency, best-of-N, step-level beam search, MCTS,
 //! Marco-o1-style MCTS (64-token mini-steps, its confidence reward), rStar's five-action
-//! MCTS ([`RStar`]), and DeepConf offline
-//! and online (chains voted by their own token confidence, online
-//! ones stopped in the engine when it drops; [`DeepConf`]).
+//! MCTS ([`RStar`]), and DeepConf offline and online (chains voted by their own token
+//! confidence, online ones stopped inside the engine's batch when it drops; [`DeepConf`]).
 //! Every sampling call asks for all siblings (and all parallel paths) at once, so they
 //! share forward passes. Scorers ([`scorer`]) judge partial solutions: token confidence,
 //! self-evaluation on the node's own cache, rollout agreement, an arithmetic verifier, a

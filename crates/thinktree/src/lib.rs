@@ -16,9 +16,9 @@
 //!   in one batch).
 //! - [`remote`] (`thinktree-remote`): the same trait over OpenAI-compatible inference
 //!   servers (vLLM, SGLang, llama.cpp's server), for searches that outgrow one machine.
-//! - [`reason`] (`thinktree-reason`): greedy, self-consistency, best-of-N, beam, MCTS and
-//!   DeepConf over reasoning steps, scorers, answer extraction, the tree viewer — for any
-//!   engine.
+//! - [`reason`] (`thinktree-reason`): greedy, self-consistency, best-of-N, beam, MCTS,
+//!   Marco-o1, rStar and DeepConf over reasoning steps, scorers, answer extraction, the
+//!   tree viewer — for any engine.
 //! - [`value`] (`thinktree-value`): self-play and a learned value head.
 //!
 //! Besides re-exports it holds one thing: [`scorers`], the only place that knows every
