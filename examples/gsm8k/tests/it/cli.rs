@@ -27,7 +27,7 @@ fn all_options_parse() {
         "--offset",
         "3",
         "--methods",
-        "greedy,sc,bon,beam,mcts,deepconf,deepconf-online",
+        "greedy,sc,bon,beam,mcts,marco,rstar,deepconf,deepconf-online",
         "--simulations",
         "12",
         "--samples",
