@@ -149,17 +149,20 @@ impl RemoteEngine {
             stop: &params.stop.stop_strings,
             logprobs: 1,
         };
-        let (resp, server): (CompletionResponse, usize) = self.pool.post(&req)?;
-        let mut choices = resp.choices;
-        if choices.is_empty() {
-            return Err(Error::Protocol {
-                url: self.pool.servers[server].url.clone(),
-                reason: "no choices in the response".into(),
-            });
-        }
-        choices.sort_by_key(|c| c.index);
-        let usage = usage_of(resp.usage, state.0.tokens, &choices, &self.tokenizer);
-        Ok((choices, usage, server))
+        let (resp, server) = self.post(&req, n)?;
+        let usage = usage_of(resp.usage, state.0.tokens, &resp.choices, &self.tokenizer);
+        Ok((resp.choices, usage, server))
+    }
+
+    /// Sends `req` for `n` samples and checks the answer ([`CompletionResponse::check`]):
+    /// a malformed one is an [`Error::Protocol`], never a result.
+    fn post(&self, req: &CompletionRequest<'_>, n: usize) -> Result<(CompletionResponse, usize)> {
+        let (mut resp, server): (CompletionResponse, usize) = self.pool.post(req)?;
+        resp.check(n).map_err(|reason| Error::Protocol {
+            url: self.pool.servers[server].url.clone(),
+            reason,
+        })?;
+        Ok((resp, server))
     }
 
     fn continuation(
@@ -297,8 +300,9 @@ impl Engine for RemoteEngine {
         Ok((parent.child(&text, n), Usage::default()))
     }
 
-    /// One request with `n` samples; servers that return fewer (llama.cpp's) get the
-    /// remainder as concurrent single-sample requests with their own seeds.
+    /// One request with `n` samples; servers that return one instead (llama.cpp's) get the
+    /// remainder as concurrent single-sample requests with their own seeds. Any other
+    /// count, or an answer whose lengths disagree, is an [`Error::Protocol`].
     fn sample(
         &self,
         state: &RemoteState,
@@ -324,9 +328,8 @@ impl Engine for RemoteEngine {
             ));
         }
         let (mut choices, mut usage, server) = self.complete(state, n, params, params.seed)?;
+        // Checked: `n` choices, or one from a server that returns one per request.
         let mut sources = vec![server; choices.len()];
-        choices.truncate(n);
-        sources.truncate(n);
         if choices.len() < n {
             self.pool.servers[server]
                 .single_sample
@@ -351,8 +354,9 @@ impl Engine for RemoteEngine {
             for r in extra {
                 let (c, u, srv) = r?;
                 usage += u;
-                sources.extend(std::iter::repeat_n(srv, c.len().min(1)));
-                choices.extend(c.into_iter().take(1));
+                // Checked: a request for one sample got exactly one.
+                sources.extend(std::iter::repeat_n(srv, c.len()));
+                choices.extend(c);
             }
         }
         let out = choices
@@ -438,7 +442,7 @@ impl Engine for RemoteEngine {
             stop: &[],
             logprobs: self.pool.opts.top_logprobs,
         };
-        let (resp, server): (CompletionResponse, usize) = self.pool.post(&req)?;
+        let (resp, server) = self.post(&req, 1)?;
         let url = &self.pool.servers[server].url;
         let top = resp
             .choices

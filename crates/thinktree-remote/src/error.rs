@@ -44,6 +44,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// The response body is longer than [`crate::RemoteOptions::max_response_bytes`]; it
+    /// was read no further. Not retried: the same request would most likely get the
+    /// same answer again.
+    #[error(
+        "{url}: the response body exceeds the {limit}-byte limit (read no further)\n  fix: ask for fewer samples (n) or tokens (max_tokens), or raise RemoteOptions::max_response_bytes"
+    )]
+    ResponseTooLarge {
+        /// The endpoint.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The server lacks something the search needs and there is no fallback.
     #[error(
         "{url} does not support {feature}\n  fix: use a server with OpenAI-compatible completions that returns {feature} (vLLM, SGLang, llama.cpp server, llama-cpp-python)"

@@ -52,5 +52,5 @@ pub mod testing;
 
 pub use engine::{RemoteEngine, RemoteState, ServerStats};
 pub use error::{Error, Result};
-pub use options::RemoteOptions;
+pub use options::{DEFAULT_MAX_RESPONSE_BYTES, RemoteOptions};
 pub use thinktree_engine::Engine;

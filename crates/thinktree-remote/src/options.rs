@@ -7,6 +7,12 @@ use thinktree_gguf::ChatTemplate;
 
 use crate::error::{Error, Result};
 
+/// The default [`RemoteOptions::max_response_bytes`]: 32 MiB. A completion with one
+/// log-probability per token costs the server about 100 bytes per token in JSON, so this
+/// leaves room for e.g. 16 samples of 16k tokens; the top-20 alternatives read for
+/// next-token probabilities are one token long.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 << 20;
+
 /// Connection and retry settings for [`crate::RemoteEngine`]. Build with
 /// [`RemoteOptions::new`] and the chained setters, then check with
 /// [`RemoteOptions::validate`] (the engine builder does).
@@ -28,6 +34,10 @@ pub struct RemoteOptions {
     pub backoff: Duration,
     /// Ceiling of the wait between retries.
     pub max_backoff: Duration,
+    /// Largest response body read, in bytes; a longer one is refused
+    /// ([`crate::Error::ResponseTooLarge`]) after reading at most this much, so a broken
+    /// or hostile server cannot exhaust memory.
+    pub max_response_bytes: u64,
     /// Requests in flight per server at most; callers beyond it wait for a slot.
     pub max_in_flight: usize,
     /// How many top alternatives to ask for when reading next-token probabilities
@@ -45,7 +55,7 @@ pub struct RemoteOptions {
 
 impl RemoteOptions {
     /// Defaults for the given servers: 120 s timeout, 4 retries from 250 ms backoff,
-    /// 4 requests in flight per server.
+    /// 4 requests in flight per server, responses up to 32 MiB.
     pub fn new<I, S>(servers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -62,6 +72,7 @@ impl RemoteOptions {
             retries: 4,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_in_flight: 4,
             top_logprobs: 20,
             extra_body,
@@ -107,6 +118,12 @@ impl RemoteOptions {
         self
     }
 
+    /// Sets the largest response body accepted, in bytes.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
     /// Sets the per-server in-flight bound.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
@@ -138,6 +155,11 @@ impl RemoteOptions {
         }
         if self.top_logprobs == 0 {
             return Err(Error::InvalidConfig("top_logprobs must be >= 1".into()));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(Error::InvalidConfig(
+                "max_response_bytes must be >= 1".into(),
+            ));
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(Error::InvalidConfig("timeouts must be > 0".into()));

@@ -217,29 +217,59 @@ impl Pool {
         };
         let status = resp.status().as_u16();
         if status == 429 || status >= 500 {
-            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            let body = error_body(resp.body_mut());
             return Ok(Attempt::Retry(format!("HTTP {status}: {}", snippet(&body))));
         }
         if !(200..300).contains(&status) {
-            let body = resp.body_mut().read_to_string().unwrap_or_default();
             return Err(Error::Rejected {
                 url: url.to_string(),
                 status,
-                body: snippet(&body),
+                body: snippet(&error_body(resp.body_mut())),
             });
         }
-        let text = match resp.body_mut().read_to_string() {
-            Ok(t) => t,
-            // The connection died while the body was streaming in.
+        // A body over the limit is refused before or while reading, so memory stays
+        // bounded, and not retried: the same request would most likely get the same
+        // long answer again (many samples, many tokens), and each try would cost the
+        // full limit in bandwidth and time. The error says which setting to change.
+        let limit = self.opts.max_response_bytes;
+        let too_large = || Error::ResponseTooLarge {
+            url: url.to_string(),
+            limit,
+        };
+        if resp.body().content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        // ureq's limit counts the bytes read; one more than ours tells a body of exactly
+        // `limit` bytes (accepted) from a longer one.
+        let bytes = match resp
+            .body_mut()
+            .with_config()
+            .limit(limit.saturating_add(1))
+            .read_to_vec()
+        {
+            Ok(b) if b.len() as u64 > limit => return Err(too_large()),
+            Ok(b) => b,
+            Err(ureq::Error::BodyExceedsLimit(_)) => return Err(too_large()),
+            // The connection died or stalled while the body was streaming in (a body
+            // shorter than its Content-Length is one): nothing is built from the part
+            // that came, and another attempt may fare better.
             Err(e) => return Ok(Attempt::Retry(format!("reading the response: {e}"))),
         };
-        serde_json::from_str(&text)
+        serde_json::from_slice(&bytes)
             .map(Attempt::Done)
             .map_err(|e| Error::Protocol {
                 url: url.to_string(),
-                reason: format!("{e} in `{}`", snippet(&text)),
+                reason: format!("{e} in `{}`", snippet(&String::from_utf8_lossy(&bytes))),
             })
     }
+}
+
+/// The start of an error response's body, for the message (read errors leave what came).
+fn error_body(body: &mut ureq::Body) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let _ = body.as_reader().take(16 << 10).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn snippet(s: &str) -> String {

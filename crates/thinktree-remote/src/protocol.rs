@@ -82,6 +82,83 @@ pub(crate) struct PromptDetails {
     pub cached_tokens: u64,
 }
 
+impl CompletionResponse {
+    /// Checks that the answer is consistent with a request for `n` samples, then puts its
+    /// choices in index order; the reason is the error otherwise, and nothing is built
+    /// from such a body.
+    ///
+    /// The choices must number `n`, or exactly one (servers that return one sample per
+    /// request, such as llama.cpp's and llama-cpp-python's), with indices `0..len` each
+    /// once. Each choice's `tokens`, `token_logprobs` and (when sent) `top_logprobs` must
+    /// have one entry per generated token, every log-probability a number. When usage is
+    /// sent, its `completion_tokens` must cover the tokens returned and its cached prompt
+    /// tokens must not exceed the prompt. A missing `usage` or `logprobs` is accepted here
+    /// (the first is counted client-side; the second is refused where it is needed).
+    pub(crate) fn check(&mut self, n: usize) -> Result<(), String> {
+        let len = self.choices.len();
+        if len == 0 {
+            return Err("no choices in the response".into());
+        }
+        if len > n || (len < n && len != 1) {
+            return Err(format!("{len} choices for the {n} asked for"));
+        }
+        let mut seen = vec![false; len];
+        for c in &self.choices {
+            match seen.get_mut(c.index) {
+                Some(s) if !*s => *s = true,
+                Some(_) => return Err(format!("choice index {} appears twice", c.index)),
+                None => {
+                    return Err(format!(
+                        "choice index {} is out of range for {len} choice(s)",
+                        c.index
+                    ));
+                }
+            }
+        }
+        self.choices.sort_by_key(|c| c.index);
+        let mut generated = 0u64;
+        for c in &self.choices {
+            let Some(lp) = &c.logprobs else { continue };
+            let (i, t) = (c.index, lp.tokens.len());
+            if lp.token_logprobs.len() != t {
+                return Err(format!(
+                    "choice {i}: {t} tokens but {} token_logprobs",
+                    lp.token_logprobs.len()
+                ));
+            }
+            if let Some(top) = &lp.top_logprobs
+                && top.len() != t
+            {
+                return Err(format!(
+                    "choice {i}: {t} tokens but {} top_logprobs",
+                    top.len()
+                ));
+            }
+            if let Some(k) = lp.token_logprobs.iter().position(Option::is_none) {
+                return Err(format!("choice {i}: token_logprobs[{k}] is null"));
+            }
+            generated += t as u64;
+        }
+        if let Some(u) = &self.usage {
+            if u.completion_tokens < generated {
+                return Err(format!(
+                    "usage.completion_tokens is {} but the choices hold {generated} tokens",
+                    u.completion_tokens
+                ));
+            }
+            if let Some(d) = &u.prompt_tokens_details
+                && d.cached_tokens > u.prompt_tokens
+            {
+                return Err(format!(
+                    "usage: {} cached prompt tokens of {} prompt tokens",
+                    d.cached_tokens, u.prompt_tokens
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a choice ended, and its text with the matched stop string put back.
 ///
 /// OpenAI-style servers cut the text *before* a stop string and report both a stop

@@ -97,7 +97,11 @@ impl Drop for Fake {
 
 /// A completions answer with one choice per text, llama-cpp-python style (tokens in
 /// `logprobs` run past the text when a stop string matched).
-fn completion(choices: &[(&str, &[&str], &str)], prompt_tokens: u64, cached: u64) -> String {
+pub(crate) fn completion(
+    choices: &[(&str, &[&str], &str)],
+    prompt_tokens: u64,
+    cached: u64,
+) -> String {
     let choices: Vec<Value> = choices
         .iter()
         .enumerate()
@@ -124,11 +128,11 @@ fn completion(choices: &[(&str, &[&str], &str)], prompt_tokens: u64, cached: u64
     .to_string()
 }
 
-fn one_line() -> String {
+pub(crate) fn one_line() -> String {
     completion(&[("Step one", &["Step", " one\n"], "stop")], 10, 0)
 }
 
-fn gguf() -> (tempfile::TempDir, std::path::PathBuf) {
+pub(crate) fn gguf() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     thinktree_gguf::testing::write_tokenizer_gguf(&path).unwrap();
@@ -142,7 +146,7 @@ fn engine(servers: &[&str], retries: u32) -> (tempfile::TempDir, RemoteEngine) {
     (dir, RemoteEngine::from_gguf(opts, &path).unwrap())
 }
 
-fn remote_error(e: &thinktree_engine::Error) -> &Error {
+pub(crate) fn remote_error(e: &thinktree_engine::Error) -> &Error {
     match e {
         thinktree_engine::Error::Backend { source, .. } => source
             .downcast_ref::<Error>()
@@ -151,7 +155,7 @@ fn remote_error(e: &thinktree_engine::Error) -> &Error {
     }
 }
 
-fn params() -> SampleParams {
+pub(crate) fn params() -> SampleParams {
     SampleParams {
         seed: 42,
         stop: StopCondition::newline(32),

@@ -3,3 +3,4 @@
 //! One test binary per crate: each topic is a module here.
 
 mod fake_server;
+mod faults;
