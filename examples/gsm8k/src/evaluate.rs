@@ -298,6 +298,11 @@ pub fn evaluate<S: Solver>(
                 }
             };
             record.budget = opts.budget;
+            // Nothing is written after the first failed write (the pair is redone on
+            // resume): the run stops there.
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             if let Err(e) = writer.write(&record) {
                 stop.store(true, Ordering::Relaxed);
                 let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());

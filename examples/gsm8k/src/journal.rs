@@ -10,6 +10,12 @@
 //! lines with the first one's (measured before the lock: 19 lines for 16 pairs, with
 //! duplicates and a torn line, when a `--resume` ran beside an orphaned run). The lock dies
 //! with the process, so `kill -9` never leaves a stale one behind.
+//!
+//! A write that fails part-way (a full disk: `write` appends what fits, then fails with
+//! `ENOSPC`) is rolled back: the file is cut back to its length before the line, which
+//! also frees the space the partial line took, so the file never holds a half-written
+//! line that later lines would bury in the middle (where `--resume` would call the file
+//! corrupt). The caller gets [`JournalError::Write`] and the lines before stay valid.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -33,14 +39,26 @@ pub trait Entry: Serialize + DeserializeOwned {
 /// What can go wrong with a journal.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// Reading, truncating or writing failed.
-    #[error("{path}: {source}")]
+    /// Opening, reading or truncating failed.
+    // The OS error is part of the message and not a `#[source]`, so `{:#}` (anyhow's
+    // chain, as every binary here prints errors) does not say it twice.
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// Appending an entry failed (e.g. the disk is full); the file was cut back to the
+    /// entries before it.
+    #[error(
+        "writing {path}: {error}; the complete lines before it are kept: free space (or fix the cause) and pass --resume to continue"
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error (with the rollback's own error, if that failed too).
+        error: std::io::Error,
     },
     /// A complete line (not the last) is not an entry: the file is not ours or was edited.
     #[error(
@@ -118,9 +136,9 @@ impl<R: Entry> Journal<R> {
     /// Opens (creating it and its directory if needed) and locks `path`, then treats
     /// earlier lines as `start` says. Returns the journal and what it held.
     pub fn open(path: &Path, start: Start) -> Result<(Self, Existing<R>), JournalError> {
-        let io = |source| JournalError::Io {
+        let io = |error| JournalError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -164,9 +182,9 @@ impl<R: Entry> Journal<R> {
                 let mut moved_to = None;
                 if !bytes.is_empty() {
                     let prev = previous_path(path);
-                    std::fs::write(&prev, &bytes).map_err(|source| JournalError::Io {
+                    write_file(&prev, &bytes).map_err(|error| JournalError::Io {
                         path: prev.clone(),
-                        source,
+                        error,
                     })?;
                     moved_to = Some(prev);
                 }
@@ -187,19 +205,34 @@ impl<R: Entry> Journal<R> {
         ))
     }
 
-    /// Writes one entry as one line and flushes it to the OS.
+    /// Writes one entry as one line and flushes it to the OS. If that fails part-way,
+    /// the file is cut back to its length before the line and [`JournalError::Write`]
+    /// says why.
     pub fn write(&self, entry: &R) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
+        let failed = |error| JournalError::Write {
             path: self.path.clone(),
-            source,
+            error,
         };
-        let mut line = serde_json::to_vec(entry).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut line = serde_json::to_vec(entry).map_err(|e| failed(std::io::Error::other(e)))?;
         line.push(b'\n');
         // A poisoned lock only means another worker panicked mid-write; the file handle
         // itself is still usable.
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line).map_err(io)?;
-        file.flush().map_err(io)
+        // We hold the file's lock, so nobody else appends: its length now is where this
+        // line starts.
+        let before = file.metadata().map_err(failed)?.len();
+        let Err(e) = file.write_all(&line).and_then(|()| file.flush()) else {
+            return Ok(());
+        };
+        // Shrinking needs no space, so this works on a full disk too; the file is opened
+        // for appending, so the next line goes right after the last complete one.
+        match file.set_len(before) {
+            Ok(()) => Err(failed(e)),
+            Err(cut) => Err(failed(std::io::Error::new(
+                e.kind(),
+                format!("{e} (and cutting the partial line off failed: {cut})"),
+            ))),
+        }
     }
 
     /// The journal's path.
@@ -215,9 +248,9 @@ pub fn read_existing<R: Entry>(path: &Path) -> Result<Existing<R>, JournalError>
     match std::fs::read(path) {
         Ok(bytes) => parse(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Existing::default()),
-        Err(source) => Err(JournalError::Io {
+        Err(error) => Err(JournalError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -273,6 +306,15 @@ fn parse<R: Entry>(path: &Path, bytes: &[u8]) -> Result<Existing<R>, JournalErro
         valid_len,
         torn_tail,
         moved_to: None,
+    })
+}
+
+/// Writes `bytes` as the whole content of `path`, like [`std::fs::write`], but removes the
+/// file again if writing fails part-way (a full disk), so no truncated report is left
+/// that looks like a whole one. (A file that cannot even be opened is left alone.)
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    File::create(path)?.write_all(bytes).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
     })
 }
 

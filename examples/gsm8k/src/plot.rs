@@ -5,6 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::journal::write_file;
 use crate::report::MethodSummary;
 
 /// What can go wrong drawing the plot.
@@ -29,11 +30,23 @@ const COLORS: [RGBColor; 5] = [
 /// (hollow triangles, dashed) against mean generated tokens per problem, the axis the
 /// methods trade along. Rows of one method at several budgets (`mcts@256`,
 /// `mcts@512`, ...) are joined into a line: the test-time scaling curve.
+///
+/// The SVG is drawn in memory and then written at once, so a failed write (a full disk)
+/// is an error here and leaves no truncated file behind (plotters' own file target writes
+/// through a `BufWriter` whose final flush drops its error).
 pub fn plot_accuracy_vs_tokens(rows: &[MethodSummary], path: &Path) -> Result<(), PlotError> {
-    let err = |e: &dyn std::fmt::Display| PlotError {
+    let err = |reason: String| PlotError {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     };
+    let mut svg = String::new();
+    draw(rows, &mut svg).map_err(err)?;
+    write_file(path, svg.as_bytes()).map_err(|e| err(e.to_string()))
+}
+
+/// Draws the plot as SVG into `svg`.
+fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     // Rows grouped by method (the label before `@`), in order of first appearance, each
     // group ordered by tokens.
     let mut groups: Vec<(String, Vec<&MethodSummary>)> = Vec::new();
@@ -55,7 +68,7 @@ pub fn plot_accuracy_vs_tokens(rows: &[MethodSummary], path: &Path) -> Result<()
         .fold(0.0f64, f64::max);
     let y_hi = (max_y + 5.0).clamp(10.0, 100.0);
 
-    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("Accuracy and coverage vs. compute", ("sans-serif", 22))

@@ -12,7 +12,7 @@ use thinktree::remote::{RemoteEngine, RemoteOptions};
 use crate::cli::{Args, ReportArgs};
 use crate::data::{DEFAULT_NAME, Problem, load, select};
 use crate::evaluate::{EvalOptions, EvalOutcome, evaluate};
-use crate::journal::{read_existing, sibling};
+use crate::journal::{read_existing, sibling, write_file};
 use crate::model_path::{ensure_default_model, resolve_model_path};
 use crate::output::Record;
 use crate::plot::plot_accuracy_vs_tokens;
@@ -47,7 +47,8 @@ pub fn write_reports(
         paired_table(paired),
         reflection_table(records)
     );
-    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    write_file(&md_path, md.as_bytes())
+        .with_context(|| format!("writing {}", md_path.display()))?;
     plot_accuracy_vs_tokens(summary, &svg_path)?;
     Ok(ReportFiles {
         summary: md_path,

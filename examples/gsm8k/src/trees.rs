@@ -12,6 +12,7 @@ use anyhow::Context;
 use thinktree::reason::TreeView;
 
 use crate::data::Problem;
+use crate::journal::write_file;
 use crate::output::Record;
 use crate::solver::Attempt;
 
@@ -43,7 +44,7 @@ pub fn export(dir: &Path, problem: &Problem, label: &str, attempt: &Attempt) -> 
     let base = stem(&problem.id, label);
     let write = |ext: &str, text: &str| {
         let p = dir.join(format!("{base}.{ext}"));
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+        write_file(&p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))
     };
     write("dot", &tree.to_dot())?;
     write("json", &tree.to_json()?)?;
@@ -114,7 +115,7 @@ pub fn write_index(dir: &Path, records: &[Record]) -> anyhow::Result<PathBuf> {
          </script>\n</body>\n</html>\n"
     );
     let path = dir.join("index.html");
-    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
+    write_file(&path, html.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

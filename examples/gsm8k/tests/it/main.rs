@@ -5,6 +5,7 @@
 mod answers;
 mod cli;
 mod data;
+mod disk;
 mod e2e;
 mod kill;
 mod model_path;
