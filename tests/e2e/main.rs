@@ -3,6 +3,7 @@
 //! One test binary per crate: each topic is a module here.
 
 mod llama_server;
+mod memory;
 mod readme;
 mod reason_smollm;
 mod reason_tiny;

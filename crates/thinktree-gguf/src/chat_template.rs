@@ -20,6 +20,12 @@ use thinktree_engine::{ChatMessage, Prompt, Role};
 /// Name the single template is stored under inside its environment.
 const TEMPLATE_NAME: &str = "chat";
 
+/// Instructions one rendering may run. A template comes from a stranger's file, and
+/// `{% for i in range(99999) %}{% for j in range(99999) %}` would otherwise render for
+/// hours. A chat template spends tens of instructions per message, so this still renders
+/// thousands of messages (tested with 2,000), and stops a runaway one within ~0.1 s.
+const TEMPLATE_FUEL: u64 = 2_000_000;
+
 /// Plain ChatML, for models whose GGUF has no template. Unlike SmolLM2's own template it
 /// adds no default system prompt: the caller's messages are rendered as given.
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -129,6 +135,7 @@ impl ChatTemplate {
             .build()
             .map_err(|e| Error::ChatTemplate(e.to_string()))?;
         env.set_syntax(syntax);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -254,6 +261,34 @@ fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_that_would_loop_for_hours_runs_out_of_fuel() {
+        let t = ChatTemplate::from_source(
+            "{% for i in range(99999) %}{% for j in range(99999) %}{{ j }}{% endfor %}{% endfor %}",
+        )
+        .expect("compiles");
+        let t0 = std::time::Instant::now();
+        let err = t.apply(&[ChatMessage::user("hi")], true).unwrap_err();
+        assert!(matches!(err, Error::ChatTemplate(_)), "{err:?}");
+        assert!(err.to_string().contains("fuel"), "{err}");
+        assert!(t0.elapsed().as_secs() < 30);
+    }
+
+    #[test]
+    fn a_long_conversation_renders_within_the_fuel() {
+        let msgs: Vec<ChatMessage> = (0..2000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    ChatMessage::user(format!("question {i}"))
+                } else {
+                    ChatMessage::assistant(format!("answer {i}"))
+                }
+            })
+            .collect();
+        let out = ChatTemplate::chatml().apply(&msgs, true).expect("renders");
+        assert!(out.ends_with("<|im_start|>assistant\n"));
+    }
 
     #[test]
     fn chatml_renders_turns_and_generation_prompt() {

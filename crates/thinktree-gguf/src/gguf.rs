@@ -30,15 +30,27 @@ const HEADER_LEN: usize = 24;
 /// arbitrarily, for reading tensors.
 pub fn open(path: &Path) -> Result<(Content, File)> {
     let mut file = open_existing(path)?;
-    check_header(path, &mut file)?;
-    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
-    check_lengths(path, &mut file)?;
-    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    if file.metadata().map_err(io(path))?.is_dir() {
+        return Err(invalid(path, "is a directory"));
+    }
+    let content = read(path, &mut file)?;
+    Ok((content, file))
+}
+
+/// Reads a GGUF's header, metadata and tensor directory from any seekable reader (a file,
+/// bytes in memory), with every check [`open`] makes; `path` only names the source in
+/// errors. The reader is left positioned arbitrarily.
+pub fn read<R: Read + Seek>(path: &Path, reader: &mut R) -> Result<Content> {
+    let len = reader.seek(SeekFrom::End(0)).map_err(io(path))?;
+    reader.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    check_header(path, reader)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    check_lengths(path, reader, len)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io(path))?;
     // Metadata is tens of thousands of tiny reads (one per token string); unbuffered,
     // each is a syscall and the header alone takes longer than building the tokenizer.
-    let content =
-        Content::read(&mut BufReader::new(&mut file)).map_err(|e| invalid(path, e.to_string()))?;
-    let file_len = file.metadata().map_err(io(path))?.len();
+    let content = Content::read(&mut BufReader::new(&mut *reader))
+        .map_err(|e| invalid(path, e.to_string()))?;
     for (name, info) in &content.tensor_infos {
         let elems = info.shape.elem_count();
         let block = info.ggml_dtype.block_size();
@@ -55,22 +67,25 @@ pub fn open(path: &Path) -> Result<(Content, File)> {
             .tensor_data_offset
             .saturating_add(info.offset)
             .saturating_add(bytes);
-        if end > file_len {
+        if end > len {
             return Err(invalid(
                 path,
                 format!(
-                    "truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes"
+                    "truncated: tensor `{name}` ends at byte {end} but the file has {len} bytes"
                 ),
             ));
         }
     }
-    Ok((content, file))
+    Ok(content)
 }
 
 /// Checks that `path` is an existing GGUF file of a supported version without parsing the
 /// rest (cheap: reads 24 bytes).
 pub fn check(path: &Path) -> Result<()> {
     let mut file = open_existing(path)?;
+    if file.metadata().map_err(io(path))?.is_dir() {
+        return Err(invalid(path, "is a directory"));
+    }
     check_header(path, &mut file)
 }
 
@@ -101,10 +116,7 @@ fn open_existing(path: &Path) -> Result<File> {
 }
 
 /// Checks magic and version without parsing the rest.
-fn check_header(path: &Path, file: &mut File) -> Result<()> {
-    if file.metadata().map_err(io(path))?.is_dir() {
-        return Err(invalid(path, "is a directory"));
-    }
+fn check_header<R: Read>(path: &Path, file: &mut R) -> Result<()> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < header.len() {
@@ -145,8 +157,7 @@ const MAX_ARRAY_DEPTH: u32 = 4;
 /// A bounds-checked walk over the header, metadata and tensor directory: every length
 /// must fit in what is left of the file, so the reader that runs next allocates nothing
 /// the file does not hold.
-fn check_lengths(path: &Path, file: &mut File) -> Result<()> {
-    let len = file.metadata().map_err(io(path))?.len();
+fn check_lengths<R: Read + Seek>(path: &Path, file: &mut R, len: u64) -> Result<()> {
     let mut w = Walker {
         r: BufReader::new(file),
         pos: 0,
@@ -244,14 +255,14 @@ fn check_tensor_type(path: &Path, id: u32) -> Result<()> {
     ))
 }
 
-struct Walker<'a> {
-    r: BufReader<&'a mut File>,
+struct Walker<'a, R> {
+    r: BufReader<&'a mut R>,
     pos: u64,
     len: u64,
     path: &'a Path,
 }
 
-impl Walker<'_> {
+impl<R: Read + Seek> Walker<'_, R> {
     fn left(&self) -> u64 {
         self.len.saturating_sub(self.pos)
     }

@@ -4,6 +4,7 @@
 //! sampling from a state computes only tokens the state does not already hold, and the `n`
 //! continuations of one state are decoded together, one batched forward per token.
 
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use thinktree_engine::{
     ChatMessage, Continuation, Engine, FinishReason, Piece, Prompt, SampleParams, Usage,
     confidence_of, top_logprobs,
 };
+use thinktree_gguf::gguf::Content;
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 type EngineResult<T> = thinktree_engine::Result<T>;
@@ -101,17 +103,39 @@ impl LocalEngine {
     pub fn load(path: impl AsRef<Path>, opts: EngineOptions) -> Result<Self> {
         let path = path.as_ref();
         let (content, mut file) = thinktree_gguf::gguf::open(path)?;
-        let model = Model::from_gguf(&content, &mut file, opts.weights).map_err(|e| match e {
+        Self::from_content(path, &content, &mut file, opts)
+    }
+
+    /// Loads a GGUF from any seekable reader (bytes in memory, say) with every check
+    /// [`LocalEngine::load`] makes; `name` only names the source in errors and is the
+    /// model's name when the file has no `general.name`.
+    pub fn from_reader<R: Read + Seek>(
+        name: impl AsRef<Path>,
+        mut reader: R,
+        opts: EngineOptions,
+    ) -> Result<Self> {
+        let path = name.as_ref();
+        let content = thinktree_gguf::gguf::read(path, &mut reader)?;
+        Self::from_content(path, &content, &mut reader, opts)
+    }
+
+    fn from_content<R: Read + Seek>(
+        path: &Path,
+        content: &Content,
+        file: &mut R,
+        opts: EngineOptions,
+    ) -> Result<Self> {
+        let model = Model::from_gguf(content, file, opts.weights).map_err(|e| match e {
             Error::Weights(c) => Error::Gguf(thinktree_gguf::Error::InvalidGguf {
                 path: path.to_owned(),
                 reason: c.to_string(),
             }),
             other => other,
         })?;
-        let tokenizer = GgufTokenizer::from_gguf(&content)?;
+        let tokenizer = GgufTokenizer::from_gguf(content)?;
         let template = match opts.chat_template {
             Some(t) => t,
-            None => ChatTemplate::from_gguf(&content)?,
+            None => ChatTemplate::from_gguf(content)?,
         };
         let name = content
             .metadata

@@ -42,6 +42,10 @@ pub struct KvStats {
     pub computed_tokens: u64,
     /// Live nodes holding tensors.
     pub resident_nodes: usize,
+    /// Most bytes of tensors ever resident at once, counted as each forward pass stores
+    /// its result and before eviction runs: at most the budget plus the contexts that
+    /// running passes pin (eviction never drops a context in use).
+    pub peak_bytes: usize,
 }
 
 #[derive(Default)]
@@ -552,6 +556,7 @@ impl KvCache {
             e.last_used = now;
         }
         reg.used = reg.used.saturating_sub(delta_old) + bytes;
+        reg.stats.peak_bytes = reg.stats.peak_bytes.max(reg.used);
     }
 
     /// Drops tensors of least recently used nodes (never those in `pinned`) until the

@@ -188,7 +188,12 @@ impl ValueHead {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes =
             std::fs::read(path).map_err(|e| weight_err(path, format!("cannot read: {e}")))?;
-        let mut t = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`ValueHead::load`] from the file's bytes; `path` only names them in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let mut t = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
             .map_err(|e| weight_err(path, format!("not a safetensors file: {e}")))?;
         let mut take = |name: &str| -> Result<Tensor> {
             let x = t

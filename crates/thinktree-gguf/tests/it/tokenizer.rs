@@ -85,6 +85,26 @@ fn every_fixture_row_matches_llama_cpp() {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }
 
+/// Found by the `tokenizer_roundtrip` fuzz target (docs/RELIABILITY.md): SmolLM2's
+/// vocabulary has no token for the byte 0x13, so the round trip loses it. llama.cpp does
+/// the same (llama-cpp-python 0.3.16, `vocab_only`: `b"a\x13b"` -> `[81, 82]` -> `b"ab"`,
+/// and `b"\x13"` -> `[]`); the fuzz target now expects exactly that.
+#[test]
+fn a_byte_the_vocabulary_cannot_spell_is_dropped_as_llama_cpp_drops_it() {
+    let tok = real_tokenizer();
+    assert_eq!(tok.encode("a\x13b", false).unwrap(), [81, 82]);
+    assert_eq!(tok.encode("\x13", false).unwrap(), Vec::<u32>::new());
+    let crash = "<|im_stavt|d|>\x13";
+    assert_eq!(
+        tok.encode(crash, false).unwrap(),
+        [44, 108, 306, 79, 302, 565, 100, 108, 84, 108, 46]
+    );
+    assert_eq!(
+        tok.decode(&tok.encode(crash, false).unwrap()).unwrap(),
+        "<|im_stavt|d|>"
+    );
+}
+
 #[test]
 fn decoding_round_trips_fixture_text() {
     let tok = real_tokenizer();

@@ -148,6 +148,45 @@ fn batch_equals_sequential() {
     }
 }
 
+/// `from_reader` (bytes in memory: what the `gguf_load` fuzz target feeds) makes the same
+/// engine as `load`, and gives the same typed errors for a cut file.
+#[test]
+fn loading_from_bytes_equals_loading_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bytes.gguf");
+    write_tiny_llama_gguf(&path, &exact()).unwrap();
+    let opts = || EngineOptions::default().weights(WeightFormat::AsStored);
+    let a = LocalEngine::load(&path, opts()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let b = LocalEngine::from_reader(&path, std::io::Cursor::new(&bytes), opts()).unwrap();
+    assert_eq!(a.name(), b.name());
+    let ids = prompt_ids(&a);
+    let (sa, _) = a.extend_tokens(&a.root(), &ids).unwrap();
+    let (sb, _) = b.extend_tokens(&b.root(), &ids).unwrap();
+    let p = SampleParams::greedy(StopCondition::tokens(8));
+    let ta: Vec<_> = a
+        .sample(&sa, 2, &p)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|c| c.tokens)
+        .collect();
+    let tb: Vec<_> = b
+        .sample(&sb, 2, &p)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|c| c.tokens)
+        .collect();
+    assert_eq!(ta, tb);
+    let cut = &bytes[..bytes.len() - 100];
+    let err = LocalEngine::from_reader(&path, std::io::Cursor::new(cut), opts()).unwrap_err();
+    assert!(
+        matches!(err, Error::Gguf(GgufError::InvalidGguf { ref reason, .. }) if reason.contains("truncated")),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn sampling_is_seeded_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
