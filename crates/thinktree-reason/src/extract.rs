@@ -55,6 +55,24 @@ impl Extractor {
     pub fn new(e: impl AnswerExtractor + 'static) -> Self {
         Self(Arc::new(e))
     }
+
+    /// The answer a free completion of `prefix` reaches: the first line of `completion`
+    /// that states one (such a line ends a path, as in a search), else one read from the
+    /// whole text. Rollouts and the mutual-consistency check read completions this way.
+    ///
+    /// ```
+    /// use thinktree_reason::Extractor;
+    /// let ex = Extractor::default();
+    /// let text = " 4 = 12.\nThe answer is 12.\nThe answer is 13.";
+    /// assert_eq!(ex.completion_answer("3 *", text).as_deref(), Some("12"));
+    /// assert_eq!(ex.completion_answer("3 * 4 =", " 12").as_deref(), Some("12"));
+    /// ```
+    pub fn completion_answer(&self, prefix: &str, completion: &str) -> Option<String> {
+        completion
+            .lines()
+            .find_map(|l| self.0.explicit(l))
+            .or_else(|| self.0.extract(&format!("{prefix}{completion}")))
+    }
 }
 
 impl Default for Extractor {

@@ -282,23 +282,8 @@ fn page(title: &str, json: &str) -> String {
          the small circle under a node folds its subtree.</p></aside></div>\n\
          <script type=\"application/json\" id=\"data\">{data}</script>\n\
          <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
-        html_escape(title)
+        html_escape::encode_text(title)
     )
-}
-
-/// Escapes text for an HTML element's content.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

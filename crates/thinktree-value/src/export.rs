@@ -90,7 +90,6 @@ pub fn selfplay_problem<E: Engine>(
         // The prompt rendered above, not rendered again.
         let (root, u) = engine.extend_prompt(&engine.root(), &prompt)?;
         rollout_usage += u;
-        let ex = &*cfg.extractor.0;
         for (i, leaf) in open.iter().enumerate() {
             let (state, u) = engine.extend(&root, &leaf.raw)?;
             rollout_usage += u;
@@ -104,12 +103,7 @@ pub fn selfplay_problem<E: Engine>(
             let (conts, u) = engine.sample(&state, opts.rollouts, &params)?;
             rollout_usage += u;
             for c in conts {
-                // The first line that states an answer ends the path, as in a search.
-                let answer = c
-                    .text
-                    .lines()
-                    .find_map(|l| ex.explicit(l))
-                    .or_else(|| ex.extract(&format!("{}{}", leaf.raw, c.text)));
+                let answer = cfg.extractor.completion_answer(&leaf.raw, &c.text);
                 rollouts.push(Rollout {
                     node: leaf.id,
                     answer,

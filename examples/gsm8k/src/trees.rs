@@ -81,11 +81,11 @@ pub fn write_index(dir: &Path, records: &[Record]) -> anyhow::Result<PathBuf> {
             rows,
             "<tr class=\"{verdict}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            escape(&page),
-            escape(&r.id),
-            escape(&label),
-            escape(r.predicted.as_deref().unwrap_or("none")),
-            escape(&r.gold),
+            html_escape::encode_safe(&page),
+            html_escape::encode_safe(&r.id),
+            html_escape::encode_safe(&label),
+            html_escape::encode_safe(r.predicted.as_deref().unwrap_or("none")),
+            html_escape::encode_safe(&r.gold),
             if r.correct { "✓ right" } else { "✗ wrong" },
             r.generated_tokens,
             r.computed_tokens,
@@ -117,20 +117,4 @@ pub fn write_index(dir: &Path, records: &[Record]) -> anyhow::Result<PathBuf> {
     let path = dir.join("index.html");
     write_file(&path, html.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
-}
-
-/// Escapes text for HTML content and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }

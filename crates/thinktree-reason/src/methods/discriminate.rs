@@ -137,17 +137,11 @@ pub(crate) fn check<E: Engine>(
     let requests: Vec<(&E::State, usize)> = states.iter().map(|(s, _)| (s, 1)).collect();
     let (conts, usage) = run.engine.sample_many(&requests, &params)?;
     run.meter.add(usage);
-    let ex = &*cfg.extractor.0;
     let mut best: Option<&Finished> = None;
     for ((f, (_, shown)), mut cs) in distinct.iter().zip(&states).zip(conts) {
         let Some(c) = cs.pop() else { continue };
         report.checked += 1;
-        // The completion's first stated answer, else one read from the whole text.
-        let answer = c
-            .text
-            .lines()
-            .find_map(|l| ex.explicit(l))
-            .or_else(|| ex.extract(&format!("{shown}{}", c.text)));
+        let answer = cfg.extractor.completion_answer(shown, &c.text);
         let agrees = matches!((&answer, &f.answer), (Some(a), Some(b)) if answers_match(a, b));
         if agrees {
             report.consistent += 1;

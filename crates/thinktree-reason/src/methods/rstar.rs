@@ -301,17 +301,8 @@ fn lines<E: Engine>(
 
 /// The terminal's value when it was sampled once: the policy's mean token probability.
 fn single_value<S>(node: &Node<S>) -> Option<f64> {
-    node.terminal.then(|| {
-        if node.step_logprobs.is_empty() {
-            0.5
-        } else {
-            node.step_logprobs
-                .iter()
-                .map(|&l| f64::from(l).exp())
-                .sum::<f64>()
-                / node.step_logprobs.len() as f64
-        }
-    })
+    node.terminal
+        .then(|| crate::scorer::mean_probability(&node.step_logprobs))
 }
 
 /// The majority answer's first node among `nodes` and its share of the votes; nodes

@@ -27,7 +27,7 @@ impl<E: Engine> Scorer<E> for ConfidenceScorer {
     ) -> Result<(Vec<f64>, Usage)> {
         let scores = items
             .iter()
-            .map(|it| mean_or_half(it.logprobs.iter().map(|&l| f64::from(l).exp())))
+            .map(|it| mean_probability(it.logprobs))
             .collect();
         Ok((scores, Usage::default()))
     }
@@ -64,6 +64,12 @@ impl<E: Engine> Scorer<E> for MarcoScorer {
             .collect();
         Ok((scores, Usage::default()))
     }
+}
+
+/// The mean probability of a step's tokens (the confidence scorer's value); 0.5 for a
+/// step without tokens.
+pub(crate) fn mean_probability(logprobs: &[f32]) -> f64 {
+    mean_or_half(logprobs.iter().map(|&l| f64::from(l).exp()))
 }
 
 /// The mean of per-token values; 0.5 (no opinion) for a step without tokens.

@@ -9,6 +9,7 @@
 
 mod arith;
 mod confidence;
+pub(crate) use confidence::mean_probability;
 mod prm;
 mod reward;
 mod rollout;
