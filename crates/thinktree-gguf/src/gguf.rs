@@ -53,6 +53,13 @@ pub fn read<R: Read + Seek>(path: &Path, reader: &mut R) -> Result<Content> {
         .map_err(|e| invalid(path, e.to_string()))?;
     for (name, info) in &content.tensor_infos {
         let elems = info.shape.elem_count();
+        // candle casts a tensor's bytes to its block type; for an empty tensor those are
+        // an empty `Vec<u8>` whose dangling pointer is not aligned for the block, which
+        // the standard library's precondition check aborts on (found by the `gguf_load`
+        // fuzz target). No model has an empty tensor.
+        if elems == 0 {
+            return Err(invalid(path, format!("tensor `{name}` has no elements")));
+        }
         let block = info.ggml_dtype.block_size();
         if block == 0 || elems % block != 0 {
             return Err(invalid(

@@ -98,3 +98,26 @@ fn a_well_formed_small_header_still_opens() {
     let (content, _) = open(&path).unwrap();
     assert!(content.metadata.contains_key("general.name"));
 }
+
+/// Found by the `gguf_load` fuzz target (docs/RELIABILITY.md): a tensor with a zero
+/// dimension reached candle's tensor read, which casts an empty byte buffer's dangling
+/// pointer to the block type, and the standard library's alignment check aborted the
+/// process. Now refused when the file is opened, from a file and from memory alike.
+#[test]
+fn an_empty_tensor_is_refused_before_candle_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = string("token_embd.weight");
+    t.extend(2u32.to_le_bytes()); // dimensions
+    t.extend(0u64.to_le_bytes());
+    t.extend(32u64.to_le_bytes());
+    t.extend(0u32.to_le_bytes()); // F32
+    t.extend(0u64.to_le_bytes()); // offset
+    let bytes = gguf(1, 0, &t);
+    let reason = expect_invalid(dir.path(), "empty.gguf", &bytes);
+    assert!(reason.contains("no elements"), "{reason}");
+    let err =
+        thinktree_gguf::gguf::read(Path::new("empty.gguf"), &mut std::io::Cursor::new(&bytes))
+            .map(|_| ())
+            .unwrap_err();
+    assert!(err.to_string().contains("no elements"), "{err}");
+}

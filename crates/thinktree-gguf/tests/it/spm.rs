@@ -91,3 +91,28 @@ fn gemma_vocabulary_facts() {
     let ids = tok.encode(odd, false).expect("encode");
     assert_eq!(tok.decode(&ids).expect("decode"), odd);
 }
+
+/// Found by the `tokenizer_roundtrip` fuzz target (docs/RELIABILITY.md): a character
+/// outside the vocabulary goes out as its UTF-8 bytes (byte fallback) and must come back
+/// whole, after control bytes too. Ids from llama-cpp-python 0.3.16 (`vocab_only`) on
+/// the same file.
+#[test]
+fn byte_fallback_characters_round_trip_as_llama_cpp_tokenizes_them() {
+    let Some(tok) = gemma() else { return };
+    let cases: [(&str, &[u32]); 4] = [
+        (
+            "\u{1}\0\0\0\0\0\0\0\u{96062})",
+            &[
+                249732, 238, 238, 238, 238, 238, 238, 238, 480, 388, 367, 400, 236768,
+            ],
+        ),
+        ("\u{96062}", &[480, 388, 367, 400]),
+        ("a\u{96062}b", &[236746, 480, 388, 367, 400, 236763]),
+        ("\u{1}\u{96062}", &[249732, 480, 388, 367, 400]),
+    ];
+    for (text, want) in cases {
+        let ids = tok.encode(text, false).unwrap();
+        assert_eq!(ids, want, "{text:?}");
+        assert_eq!(tok.decode(&ids).unwrap(), text, "{ids:?}");
+    }
+}

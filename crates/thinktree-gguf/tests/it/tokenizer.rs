@@ -105,6 +105,27 @@ fn a_byte_the_vocabulary_cannot_spell_is_dropped_as_llama_cpp_drops_it() {
     );
 }
 
+/// Also from the fuzz target: U+96062 is `f2 96 81 a2`, and SmolLM2 has no token for
+/// 0xF2 either; llama.cpp gives `[240, 219, 112, 25]` -> `b"\x96\x81\xa2)"` for
+/// `"\u{96062})"`. The bytes without a single-byte token are llama.cpp's list too.
+#[test]
+fn bytes_without_a_token_are_the_same_as_llama_cpps_and_dropped_alike() {
+    let tok = real_tokenizer();
+    let ids = tok.encode("\u{96062})", false).unwrap();
+    assert_eq!(ids, [240, 219, 112, 25]);
+    assert_eq!(tok.decode_bytes(&ids).unwrap(), b"\x96\x81\xa2)");
+    let mut single = [false; 256];
+    for id in 0..tok.vocab_size() as u32 {
+        if let Some([b]) = tok.token_bytes(id).as_deref() {
+            single[usize::from(*b)] = true;
+        }
+    }
+    let missing: Vec<usize> = (0..256).filter(|&b| !single[b]).collect();
+    let mut want = vec![4, 6, 19, 20, 22, 29, 192, 193, 241, 242];
+    want.extend(245..=255);
+    assert_eq!(missing, want);
+}
+
 #[test]
 fn decoding_round_trips_fixture_text() {
     let tok = real_tokenizer();
