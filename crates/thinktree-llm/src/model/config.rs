@@ -79,6 +79,66 @@ pub struct Sliding {
 }
 
 impl ModelConfig {
+    /// Checks every tensor the blocks read against the shape this config implies, before
+    /// any is loaded: a file whose metadata disagrees with its tensors (an edited head
+    /// count, a cut projection) is a typed error here, not an index out of bounds in the
+    /// middle of a forward pass (the `gguf_load` fuzz target found one: keys 16 values
+    /// short of `kv_heads * head_dim` per token).
+    pub(super) fn check_shapes(&self, ct: &Content) -> Result<()> {
+        let shape = |name: &str| ct.tensor_infos.get(name).map(|t| t.shape.dims().to_vec());
+        let expect = |name: &str, want: &[usize]| -> Result<()> {
+            match shape(name) {
+                Some(got) if got != want => Err(Error::UnsupportedModel(format!(
+                    "tensor {name} has shape {got:?}, but the model's metadata implies {want:?}"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        let (h, q, kv) = (
+            self.hidden,
+            self.n_head * self.head_dim,
+            self.n_kv_head * self.head_dim,
+        );
+        expect("token_embd.weight", &[self.vocab, h])?;
+        expect("output.weight", &[self.vocab, h])?;
+        expect("output_norm.weight", &[h])?;
+        for i in 0..self.n_layer {
+            let b = |n: &str| format!("blk.{i}.{n}");
+            expect(&b("attn_q.weight"), &[q, h])?;
+            expect(&b("attn_k.weight"), &[kv, h])?;
+            expect(&b("attn_v.weight"), &[kv, h])?;
+            expect(&b("attn_output.weight"), &[h, q])?;
+            expect(&b("attn_q.bias"), &[q])?;
+            expect(&b("attn_k.bias"), &[kv])?;
+            expect(&b("attn_v.bias"), &[kv])?;
+            for n in [
+                "attn_norm",
+                "ffn_norm",
+                "post_attention_norm",
+                "post_ffw_norm",
+            ] {
+                expect(&b(&format!("{n}.weight")), &[h])?;
+            }
+            // The feed-forward width is the file's own; gate, up and down must agree on it.
+            let ff = match shape(&b("ffn_gate.weight")).as_deref() {
+                Some(&[ff, _]) => ff,
+                Some(other) => {
+                    return Err(Error::UnsupportedModel(format!(
+                        "tensor {} has shape {other:?}, expected 2 dimensions",
+                        b("ffn_gate.weight")
+                    )));
+                }
+                None => continue,
+            };
+            expect(&b("ffn_gate.weight"), &[ff, h])?;
+            expect(&b("ffn_up.weight"), &[ff, h])?;
+            expect(&b("ffn_down.weight"), &[h, ff])?;
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
     /// The window of layer `i`, `None` when it attends to the whole context.
     pub fn window_of(&self, i: usize) -> Option<usize> {
         self.sliding

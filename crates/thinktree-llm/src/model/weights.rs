@@ -125,6 +125,7 @@ impl Model {
         fmt: WeightFormat,
     ) -> Result<Self> {
         let cfg = ModelConfig::from_gguf(ct)?;
+        cfg.check_shapes(ct)?;
         let dev = Device::Cpu;
         let mut get = |name: &str| -> Result<QTensor> {
             if !ct.tensor_infos.contains_key(name) {

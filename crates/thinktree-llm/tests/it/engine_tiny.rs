@@ -187,6 +187,34 @@ fn loading_from_bytes_equals_loading_the_file() {
     );
 }
 
+/// Found by the `gguf_load` fuzz target (docs/RELIABILITY.md): metadata that disagrees
+/// with the tensors (here one key/value head where the file's `attn_k` holds two) loaded,
+/// then indexed out of bounds in the first forward pass. Now a typed error at load.
+#[test]
+fn metadata_that_disagrees_with_the_tensor_shapes_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heads.gguf");
+    write_tiny_llama_gguf(&path, &exact()).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // `llama.attention.head_count_kv`: its length, the key, type 4 (u32), then the value.
+    let key = b"llama.attention.head_count_kv";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes());
+    assert_eq!(bytes[at + 4..at + 8], 2u32.to_le_bytes());
+    bytes[at + 4..at + 8].copy_from_slice(&1u32.to_le_bytes());
+    let err = LocalEngine::from_reader(
+        &path,
+        std::io::Cursor::new(&bytes),
+        EngineOptions::default(),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedModel(m) if m.contains("blk.0.attn_k.weight has shape [32, 64]")),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn sampling_is_seeded_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
