@@ -51,6 +51,14 @@ fn bench_engine(c: &mut Criterion) {
         EngineOptions::default().weights(weights),
     )
     .expect("model loads");
+    // Which kernel variant and 4-bit layout this run measures (THINKTREE_KERNEL,
+    // THINKTREE_Q4=unpacked), so alternating runs are told apart in the log.
+    eprintln!(
+        "weights {weights}, kernel {}, 4-bit layout {}, {} bytes",
+        thinktree_llm::kernel(),
+        thinktree_llm::q4_layout(),
+        e.model().weight_bytes()
+    );
     let ids = prompt_ids();
     let (state, _) = e.extend_tokens(&e.root(), &ids).expect("prefill");
 

@@ -1,5 +1,6 @@
 //! The 8-bit matmul kernel variants against each other on SmolLM2-135M's projection
-//! shapes (a decode step of 1 or 8 rows), in multiply-adds per second.
+//! shapes (a decode step of 1 or 8 rows), in multiply-adds per second, with the 4-bit
+//! values as nibbles (`packed`, the default layout) and a byte each (`unpacked`).
 //!
 //! `cargo bench -p thinktree-llm --bench kernels`
 
@@ -16,9 +17,9 @@ fn bench_kernels(c: &mut Criterion) {
         ("down", 576, 1536),
         ("lm_head", 49152, 576),
     ] {
-        let m = KernelBench::new(rows, cols).expect("matrix");
+        let layouts = [true, false].map(|p| (p, KernelBench::new(rows, cols, p).expect("matrix")));
         for n in [1usize, 8] {
-            let x: Vec<f32> = (0..n * m.cols())
+            let x: Vec<f32> = (0..n * cols)
                 .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
                 .collect();
             g.throughput(Throughput::Elements((rows * cols * n) as u64));
@@ -26,9 +27,12 @@ fn bench_kernels(c: &mut Criterion) {
                 if kernel == "scalar" {
                     continue;
                 }
-                g.bench_function(BenchmarkId::new(format!("{name}/{n}"), kernel), |b| {
-                    b.iter(|| m.run(kernel, &x, n).expect("matmul"))
-                });
+                // Packed and unpacked back to back, so the pair shares the machine's state.
+                for (packed, m) in &layouts {
+                    let layout = if *packed { "packed" } else { "unpacked" };
+                    let id = BenchmarkId::new(format!("{name}/{n}/{layout}"), kernel);
+                    g.bench_function(id, |b| b.iter(|| m.run(kernel, &x, n).expect("matmul")));
+                }
             }
         }
     }

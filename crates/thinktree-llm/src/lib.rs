@@ -61,3 +61,12 @@ pub use model::WeightFormat;
 pub fn kernel() -> &'static str {
     kernels::simd::Level::best().name()
 }
+
+/// How the 8-bit kernel holds weights whose values fit in 4 bits (the GGUF's Q4_1 and
+/// Q4_0): `packed`, two weights per byte unpacked in registers by every kernel variant
+/// (the default: a token reads about half the bytes), or `unpacked`, a byte each, when
+/// `THINKTREE_Q4=unpacked` is set (for comparisons). Read once per process, like
+/// `THINKTREE_KERNEL`; both layouts compute the same bits.
+pub fn q4_layout() -> &'static str {
+    kernels::int8::Q4Layout::configured().name()
+}

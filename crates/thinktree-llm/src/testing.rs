@@ -229,7 +229,8 @@ pub fn batch_vs_sequential_gap(
 }
 
 /// A `rows x cols` 8-bit weight matrix (Q4_1 values, the default model's type) for timing
-/// the matmul kernel variants against each other (`benches/kernels.rs`).
+/// the matmul kernel variants and the two 4-bit layouts against each other
+/// (`benches/kernels.rs`).
 #[derive(Debug)]
 pub struct KernelBench {
     matrix: crate::kernels::int8::Int8Matrix,
@@ -237,20 +238,23 @@ pub struct KernelBench {
 }
 
 impl KernelBench {
-    /// A seeded random matrix.
-    pub fn new(rows: usize, cols: usize) -> Result<Self> {
+    /// A seeded random matrix, its 4-bit values as nibbles (`packed: true`) or a byte each.
+    pub fn new(rows: usize, cols: usize, packed: bool) -> Result<Self> {
+        use crate::kernels::int8::{Int8Matrix, Int8Rows, Q4Layout};
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let w: Vec<f32> = (0..rows * cols)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
         let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu)?;
         let q = QTensor::quantize(&t, GgmlDType::Q4_1)?;
-        Ok(Self {
-            matrix: crate::kernels::int8::Int8Matrix::new(
-                crate::kernels::int8::Int8Rows::from_qtensor(&q)?,
-            ),
-            cols,
-        })
+        let layout = if packed {
+            Q4Layout::Packed
+        } else {
+            Q4Layout::Unpacked
+        };
+        let matrix = Int8Matrix::with_layout(Int8Rows::from_qtensor(&q)?, layout);
+        assert_eq!(matrix.is_packed(), packed, "Q4_1 values pack");
+        Ok(Self { matrix, cols })
     }
 
     /// Every kernel variant this CPU runs, by name (best first, `scalar` last).

@@ -13,16 +13,37 @@
 //! multiply-add per block in block order, so a batch gives **bit-identical** products to
 //! the same rows computed one at a time.
 //!
-//! Format: 32-wide blocks along the input dimension, one signed byte per weight, an f32
-//! scale per block and, for formats with an offset (Q4_1), an f32 minimum: `w = d*q + m`.
-//! GGUF's Q8_0, Q4_0 and Q4_1 load with their exact values (4-bit values unpacked to a
-//! byte each: 1.6x the memory of Q4_1, and no nibble shuffling in the inner loop); any
-//! other format is dequantized and requantized to 8 bits. Activations are quantized per
-//! block to 8-bit values with an f32 scale, as llama.cpp does for these formats.
+//! Format: 32-wide blocks along the input dimension, a scale per block and, for formats
+//! with an offset (Q4_1), a minimum: `w = d*q + m`. GGUF's Q8_0, Q4_0 and Q4_1 load with
+//! their exact values; any other format is dequantized and requantized to 8 bits.
+//! Activations are quantized per block to 8-bit values with an f32 scale, as llama.cpp
+//! does for these formats. Two layouts of the values ([`Weights`]):
+//! - **bytes**: one signed byte per weight and f32 scales, for any 8-bit values;
+//! - **nibbles** (the default for values that fit in 4 bits with f16 scales, i.e. GGUF's
+//!   Q4_1 and Q4_0): two weights per byte and the block's own f16 scale and minimum, 0.625
+//!   bytes a weight for Q4_1 (0.5625 for Q4_0) against the bytes' 1.25 (1.125). The
+//!   kernel unpacks them in registers: one 32-byte load holds two 4-input groups of the
+//!   panel's 8 rows, the even group in the low nibbles (`vpand` with 0x0F), the odd one in
+//!   the high nibbles (`vpsrlw` by 4, then `vpand`), each then multiplied exactly as a
+//!   non-negative byte group. Q4_0's -8..=7 is stored as `q + 8`; the block's sum then
+//!   exceeds the bytes' by `8 * sum(a)`, which comes off in integers (the activation
+//!   block's integer sum), so both layouts form the same integer sums and the same floats:
+//!   bit-identical (tests compare every variant in both layouts with the scalar
+//!   reference). Single-stream decode reads every weight once per token, so fewer bytes
+//!   is what it needs: SmolLM2-135M Q4_1 holds 128.4 MB of weights instead of 194.8 MB,
+//!   and the engine bench (2 threads, `avxvnni`, the two layouts alternated in one
+//!   session, the clean pair) decodes a single stream at 89.7 tok/s against 79.3 (1.13x),
+//!   prefills 384 against 350 tok/s, batch-8 238 against 226, batch-16 262 against 270
+//!   (within this VM's run-to-run noise; the other packed run gave 255 and 258). The
+//!   kernel alone on the LM head's shape (49152 x 576, too big for the caches), one row:
+//!   57 against 33 G multiply-adds/s. Batches cost the unpacking once per block, not per
+//!   row (the nibble kernel takes up to 8 rows through a block together), so the nibbles
+//!   are used for every row count. `THINKTREE_Q4=unpacked` holds 4-bit values as bytes
+//!   again, for comparisons.
 //!
-//! The inner loop (AVX2, through the `safe_arch` crate: the workspace forbids `unsafe`)
-//! never reduces across a vector: the 8 rows of a panel are interleaved by 4-input groups,
-//! so one 32-byte load holds 4 inputs of each of the 8 rows. Each 4-byte group of the
+//! The inner loop (the runtime-dispatched variants in [`super::simd`]) never reduces
+//! across a vector: the 8 rows of a panel are interleaved by 4-input groups, so one
+//! 32-byte load holds 4 inputs of each of the 8 rows. Each 4-byte group of the
 //! activation row is broadcast and multiplied into all 8 rows at once (`vpmaddubsw`,
 //! unsigned by signed bytes; signed weights lend their sign to the activation); the
 //! products build up lane by lane into the 8 block sums (in 16-bit lanes for 4-bit
@@ -30,6 +51,8 @@
 //! layout doubled the kernel's speed on batches over reducing 8 row vectors with
 //! horizontal adds. Machines without AVX2 run a scalar loop with the same arithmetic
 //! (bit-identical; a test compares them).
+
+use std::sync::OnceLock;
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -64,13 +87,28 @@ pub(crate) struct Int8Rows {
 }
 
 /// The multiply-ready form: rows padded to whole panels, weights interleaved so one
-/// 32-byte vector holds 4 consecutive inputs of each of a panel's 8 rows, per-block scales
-/// (and minimums) stored panel by panel so the 8 outputs of a panel read theirs as one
-/// vector.
+/// 32-byte vector holds 4 consecutive inputs of each of a panel's 8 rows (as bytes, or as
+/// nibbles that the kernel unpacks in registers), per-block scales (and minimums) stored
+/// panel by panel so the 8 outputs of a panel read theirs as one vector.
 #[derive(Debug, Clone)]
 pub(crate) struct Int8Matrix {
     pub(super) rows: usize,
     pub(super) cols: usize,
+    pub(super) w: Weights,
+}
+
+/// A matrix's quantized values in one of the two layouts.
+#[derive(Debug, Clone)]
+pub(super) enum Weights {
+    /// One signed byte per weight (any 8-bit values).
+    Bytes(Bytes),
+    /// Two weights per byte (values that fit in 4 bits: Q4_1's 0..=15, Q4_0's -8..=7).
+    Nibbles(Nibbles),
+}
+
+/// One byte per weight.
+#[derive(Debug, Clone)]
+pub(super) struct Bytes {
     /// `[panel][block][group]`: lane `j` (bytes `4j..4j+4`) holds row `j`'s inputs
     /// `4 * group ..4 * group + 4` of the block.
     pub(super) q: Vec<[i8; BLOCK]>,
@@ -85,6 +123,54 @@ pub(crate) struct Int8Matrix {
     pub(super) narrow: bool,
 }
 
+/// Two weights per byte: half the bytes of [`Bytes`] for the values, and the scales (and
+/// minimums) as the f16 the GGUF block held (exact: converting f16 to f32 is).
+#[derive(Debug, Clone)]
+pub(super) struct Nibbles {
+    /// `[panel][block][pair]`: the low nibbles of pair `p` are [`Bytes::q`]'s group `2p`,
+    /// the high nibbles group `2p + 1`, each stored as `q + offset` (0..=15).
+    pub(super) q: Vec<[u8; BLOCK]>,
+    /// `[panel][block]`: the 8 rows' scales, f16 bits.
+    pub(super) d: Vec<[u16; PANEL]>,
+    pub(super) m: Option<Vec<[u16; PANEL]>>,
+    /// Values were -8..=7 (Q4_0), stored as `q + 8`: a block's sum over the nibbles is
+    /// `sum(q * a) + 8 * sum(a)`, so the kernel subtracts 8 times the activation block's
+    /// integer sum, exactly.
+    pub(super) offset8: bool,
+}
+
+/// Pairs of 4-input groups per block in the nibble layout: one 32-byte vector each.
+pub(super) const PAIRS: usize = GROUPS / 2;
+
+/// Whether 4-bit weights are held as nibbles (the default) or a byte each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Q4Layout {
+    /// Two weights per byte, unpacked in registers by the kernel.
+    Packed,
+    /// One byte per weight (the layout before issue 14's 4-bit reads; for comparisons).
+    Unpacked,
+}
+
+impl Q4Layout {
+    /// The layout every loaded matrix uses: [`Q4Layout::Packed`], read once per process,
+    /// unless `THINKTREE_Q4=unpacked` asks for a byte per weight (for comparisons).
+    pub(crate) fn configured() -> Q4Layout {
+        static LAYOUT: OnceLock<Q4Layout> = OnceLock::new();
+        *LAYOUT.get_or_init(|| match std::env::var("THINKTREE_Q4").as_deref() {
+            Ok("unpacked") => Q4Layout::Unpacked,
+            _ => Q4Layout::Packed,
+        })
+    }
+
+    /// `packed` or `unpacked`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Q4Layout::Packed => "packed",
+            Q4Layout::Unpacked => "unpacked",
+        }
+    }
+}
+
 /// 4-input groups per block: one 32-byte vector each.
 pub(super) const GROUPS: usize = BLOCK / 4;
 
@@ -94,6 +180,8 @@ pub(crate) struct QuantRows {
     pub(super) d: Vec<f32>,
     /// Per block, the sum of the dequantized values (for the `m` term).
     pub(super) sum: Vec<f32>,
+    /// Per block, the sum of the quantized values (for the nibbles' offset).
+    pub(super) isum: Vec<i32>,
 }
 
 impl Int8Rows {
@@ -234,46 +322,53 @@ impl Int8Rows {
 
 impl Int8Matrix {
     /// Lays the rows out in panels (padding the last with zero rows), interleaved by
-    /// 4-input groups.
+    /// 4-input groups; 4-bit values as nibbles unless `THINKTREE_Q4=unpacked`.
     pub(crate) fn new(w: Int8Rows) -> Self {
-        let bpr = w.cols / BLOCK;
-        let panels = w.rows.div_ceil(PANEL);
-        let padded = panels * PANEL;
-        let nonneg = w.q.iter().all(|&v| v >= 0);
-        let narrow = w.q.iter().all(|&v| v.unsigned_abs() <= 16);
-        let mut q = vec![[0i8; BLOCK]; panels * bpr * GROUPS];
-        for (row, vals) in w.q.chunks_exact(w.cols).enumerate() {
-            let lane = row % PANEL;
-            for (k, group) in vals.chunks_exact(4).enumerate() {
-                let dst = &mut q[(row / PANEL) * bpr * GROUPS + k];
-                dst[4 * lane..4 * lane + 4].copy_from_slice(group);
-            }
-        }
-        let by_panel = |src: &[f32]| {
-            let mut out = vec![0f32; padded * bpr];
-            for (i, &v) in src.iter().enumerate() {
-                let (row, kb) = (i / bpr, i % bpr);
-                out[((row / PANEL) * bpr + kb) * PANEL + row % PANEL] = v;
-            }
-            out
+        Self::with_layout(w, Q4Layout::configured())
+    }
+
+    /// [`Int8Matrix::new`] with a given layout for 4-bit values (tests and benches
+    /// compare them). Values that do not fit in 4 bits, or scales that are not f16, are
+    /// held as bytes whatever the layout.
+    pub(crate) fn with_layout(w: Int8Rows, layout: Q4Layout) -> Self {
+        let packed = match layout {
+            Q4Layout::Packed => Nibbles::pack(&w),
+            Q4Layout::Unpacked => None,
         };
         Self {
             rows: w.rows,
             cols: w.cols,
-            d: by_panel(&w.d),
-            m: w.m.as_deref().map(by_panel),
-            q,
-            nonneg,
-            narrow,
+            w: match packed {
+                Some(nb) => Weights::Nibbles(nb),
+                None => Weights::Bytes(Bytes::new(&w)),
+            },
         }
     }
 
-    /// Output features.
-    /// Bytes held: the weights, their scales and minimums.
-    pub(crate) fn bytes(&self) -> usize {
-        self.q.len() * BLOCK + 4 * (self.d.len() + self.m.as_ref().map_or(0, Vec::len))
+    /// Whether the values are held as nibbles.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn is_packed(&self) -> bool {
+        matches!(self.w, Weights::Nibbles(_))
     }
 
+    /// Bytes held: the weights, their scales and minimums.
+    pub(crate) fn bytes(&self) -> usize {
+        match &self.w {
+            Weights::Bytes(b) => {
+                b.q.len() * BLOCK + 4 * (b.d.len() + b.m.as_ref().map_or(0, Vec::len))
+            }
+            Weights::Nibbles(nb) => {
+                nb.q.len() * BLOCK + 2 * PANEL * (nb.d.len() + nb.m.as_ref().map_or(0, Vec::len))
+            }
+        }
+    }
+
+    /// Panels of [`PANEL`] rows (the last padded).
+    fn panels(&self) -> usize {
+        self.rows.div_ceil(PANEL)
+    }
+
+    /// Output features.
     pub(crate) fn rows(&self) -> usize {
         self.rows
     }
@@ -299,7 +394,7 @@ impl Int8Matrix {
         }
         let acts = QuantRows::new(x);
         // Computed transposed (outputs x rows) so each task owns one contiguous slice.
-        let mut out_t = vec![0f32; self.q.len() * BLOCK / self.cols * n];
+        let mut out_t = vec![0f32; self.panels() * PANEL * n];
         out_t
             .par_chunks_mut(TASK_PANELS * PANEL * n)
             .enumerate()
@@ -331,7 +426,8 @@ impl Int8Matrix {
 
     /// The same arithmetic as the SIMD path, one output at a time: exact integer block
     /// sums, then per block `acc = fma(sum, d_w * d_a, acc)` (and the same for minimums).
-    /// This is the reference every SIMD variant ([`super::simd`]) must equal bit for bit.
+    /// This is the reference every SIMD variant ([`super::simd`]) must equal bit for bit,
+    /// and the nibble layout gives the byte layout's bits (the integer sums are the same).
     pub(super) fn panel_row_scalar(
         &self,
         panel: usize,
@@ -339,25 +435,141 @@ impl Int8Matrix {
         r: usize,
     ) -> [f32; PANEL] {
         let bpr = self.cols / BLOCK;
-        let groups = &self.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS];
         let a = acts.q[r * self.cols..(r + 1) * self.cols]
             .as_chunks::<4>()
             .0;
+        let (a_d, a_sum) = (&acts.d[r * bpr..], &acts.sum[r * bpr..]);
         std::array::from_fn(|o| {
             let (mut acc, mut acc_m) = (0f32, 0f32);
             for kb in 0..bpr {
-                let isum: i32 = (kb * GROUPS..(kb + 1) * GROUPS)
-                    .flat_map(|k| groups[k][4 * o..4 * o + 4].iter().zip(&a[k]))
-                    .map(|(&x, &y)| i32::from(x) * i32::from(y))
-                    .sum();
-                let at = (panel * bpr + kb) * PANEL + o;
-                acc = (isum as f32).mul_add(self.d[at] * acts.d[r * bpr + kb], acc);
-                if let Some(m) = &self.m {
-                    acc_m = m[at].mul_add(acts.sum[r * bpr + kb], acc_m);
+                let at = panel * bpr + kb;
+                // The integer sum of the block, its weights' scale and minimum.
+                let (isum, d, m): (i32, f32, Option<f32>) = match &self.w {
+                    Weights::Bytes(b) => {
+                        let groups = &b.q[at * GROUPS..(at + 1) * GROUPS];
+                        let isum = groups
+                            .iter()
+                            .zip(&a[kb * GROUPS..])
+                            .flat_map(|(g, ag)| g[4 * o..4 * o + 4].iter().zip(ag))
+                            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                            .sum();
+                        let i = at * PANEL + o;
+                        (isum, b.d[i], b.m.as_ref().map(|m| m[i]))
+                    }
+                    Weights::Nibbles(nb) => {
+                        let pairs = &nb.q[at * PAIRS..(at + 1) * PAIRS];
+                        let nib_sum: i32 = (0..GROUPS)
+                            .flat_map(|k| {
+                                let bytes = &pairs[k / 2][4 * o..4 * o + 4];
+                                bytes.iter().zip(&a[kb * GROUPS + k]).map(move |(&x, &y)| {
+                                    let v = if k % 2 == 0 { x & 0x0f } else { x >> 4 };
+                                    i32::from(v) * i32::from(y)
+                                })
+                            })
+                            .sum();
+                        let offset = if nb.offset8 {
+                            8 * acts.isum[r * bpr + kb]
+                        } else {
+                            0
+                        };
+                        let f = |bits: u16| f16::from_bits(bits).to_f32();
+                        (
+                            nib_sum - offset,
+                            f(nb.d[at][o]),
+                            nb.m.as_ref().map(|m| f(m[at][o])),
+                        )
+                    }
+                };
+                acc = (isum as f32).mul_add(d * a_d[kb], acc);
+                if let Some(m) = m {
+                    acc_m = m.mul_add(a_sum[kb], acc_m);
                 }
             }
             acc + acc_m
         })
+    }
+}
+
+impl Bytes {
+    fn new(w: &Int8Rows) -> Self {
+        let bpr = w.cols / BLOCK;
+        let panels = w.rows.div_ceil(PANEL);
+        let nonneg = w.q.iter().all(|&v| v >= 0);
+        let narrow = w.q.iter().all(|&v| v.unsigned_abs() <= 16);
+        let mut q = vec![[0i8; BLOCK]; panels * bpr * GROUPS];
+        for (row, vals) in w.q.chunks_exact(w.cols).enumerate() {
+            let lane = row % PANEL;
+            for (k, group) in vals.chunks_exact(4).enumerate() {
+                let dst = &mut q[(row / PANEL) * bpr * GROUPS + k];
+                dst[4 * lane..4 * lane + 4].copy_from_slice(group);
+            }
+        }
+        let by_panel = |src: &[f32]| {
+            let mut out = vec![0f32; panels * PANEL * bpr];
+            for (i, &v) in src.iter().enumerate() {
+                let (row, kb) = (i / bpr, i % bpr);
+                out[((row / PANEL) * bpr + kb) * PANEL + row % PANEL] = v;
+            }
+            out
+        };
+        Self {
+            d: by_panel(&w.d),
+            m: w.m.as_deref().map(by_panel),
+            q,
+            nonneg,
+            narrow,
+        }
+    }
+}
+
+impl Nibbles {
+    /// The nibble layout of `w`, or None when a value does not fit in 4 bits (0..=15, or
+    /// -8..=7 stored with an offset of 8) or a scale or minimum is not exactly an f16.
+    fn pack(w: &Int8Rows) -> Option<Self> {
+        let offset8 = if w.q.iter().all(|v| (0..=15).contains(v)) {
+            false
+        } else if w.q.iter().all(|v| (-8..=7).contains(v)) {
+            true
+        } else {
+            return None;
+        };
+        let half = |v: f32| {
+            let h = f16::from_f32(v);
+            (h.to_f32().to_bits() == v.to_bits()).then_some(h.to_bits())
+        };
+        let bpr = w.cols / BLOCK;
+        let panels = w.rows.div_ceil(PANEL);
+        let by_panel = |src: &[f32]| -> Option<Vec<[u16; PANEL]>> {
+            let mut out = vec![[0u16; PANEL]; panels * bpr];
+            for (i, &v) in src.iter().enumerate() {
+                let (row, kb) = (i / bpr, i % bpr);
+                out[(row / PANEL) * bpr + kb][row % PANEL] = half(v)?;
+            }
+            Some(out)
+        };
+        let d = by_panel(&w.d)?;
+        let m = match &w.m {
+            Some(m) => Some(by_panel(m)?),
+            None => None,
+        };
+        let offset = if offset8 { 8 } else { 0 };
+        // Padding rows hold the value 0 (the nibble `offset`), like the byte layout's.
+        let mut q = vec![[offset * 0x11; BLOCK]; panels * bpr * PAIRS];
+        for (row, vals) in w.q.chunks_exact(w.cols).enumerate() {
+            let lane = row % PANEL;
+            for (k, group) in vals.chunks_exact(4).enumerate() {
+                let dst = &mut q[(row / PANEL) * bpr * PAIRS + k / 2][4 * lane..4 * lane + 4];
+                for (byte, &v) in dst.iter_mut().zip(group) {
+                    let nib = (v as u8).wrapping_add(offset);
+                    *byte = if k % 2 == 0 {
+                        (*byte & 0xf0) | nib
+                    } else {
+                        (*byte & 0x0f) | (nib << 4)
+                    };
+                }
+            }
+        }
+        Some(Self { q, d, m, offset8 })
     }
 }
 
@@ -367,13 +579,16 @@ impl QuantRows {
         let mut q = Vec::with_capacity(x.len());
         let mut d = Vec::with_capacity(blocks);
         let mut sum = Vec::with_capacity(blocks);
+        let mut isum = Vec::with_capacity(blocks);
         for blk in x.chunks_exact(BLOCK) {
             let (scale, vals) = quantize_block(blk);
+            let total = vals.iter().map(|&v| i32::from(v)).sum::<i32>();
             d.push(scale);
-            sum.push(scale * vals.iter().map(|&v| i32::from(v)).sum::<i32>() as f32);
+            sum.push(scale * total as f32);
+            isum.push(total);
             q.extend_from_slice(&vals);
         }
-        Self { q, d, sum }
+        Self { q, d, sum, isum }
     }
 }
 
@@ -520,9 +735,13 @@ mod tests {
         assert_eq!(m.matmul(&[0.0; 32], 1).unwrap(), vec![0.0; 4]);
     }
 
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
+    }
+
     /// Every SIMD variant and the scalar loop compute the same bits, for signed and
     /// unsigned weights, with and without minimums, on a row count that is not a whole
-    /// panel.
+    /// panel; the 4-bit formats in both layouts, the nibbles giving the bytes' bits.
     #[test]
     fn simd_and_scalar_paths_agree_bitwise() {
         let (rows, cols, n) = (21, 96, 3);
@@ -534,22 +753,29 @@ mod tests {
             GgmlDType::Q4_1,
             GgmlDType::F32,
         ] {
-            let m = Int8Matrix::new(
-                Int8Rows::from_qtensor(&QTensor::quantize(&wt, dt).unwrap()).unwrap(),
-            );
-            assert_eq!(m.nonneg, dt == GgmlDType::Q4_1, "{dt:?}");
+            let rows = Int8Rows::from_qtensor(&QTensor::quantize(&wt, dt).unwrap()).unwrap();
+            let m = Int8Matrix::with_layout(rows.clone(), Q4Layout::Unpacked);
+            let Weights::Bytes(b) = &m.w else {
+                panic!("{dt:?}: unpacked layout holds nibbles")
+            };
+            assert_eq!(b.nonneg, dt == GgmlDType::Q4_1, "{dt:?}");
             let four_bit = matches!(dt, GgmlDType::Q4_0 | GgmlDType::Q4_1);
-            assert_eq!(m.narrow, four_bit, "{dt:?}");
-            // Every runtime-dispatched variant this CPU has gives the scalar bits.
+            assert_eq!(b.narrow, four_bit, "{dt:?}");
+            let packed = Int8Matrix::with_layout(rows, Q4Layout::Packed);
+            assert_eq!(packed.is_packed(), four_bit, "{dt:?}");
+            // Every runtime-dispatched variant this CPU has, in both layouts, gives the
+            // scalar bits of the byte layout.
             let reference = m.matmul_with(Level::SCALAR, &x, n).unwrap();
             for level in Level::supported() {
-                let got = m.matmul_with(level, &x, n).unwrap();
-                assert_eq!(
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{dt:?}: {} differs from scalar",
-                    level.name()
-                );
+                for (layout, w) in [("unpacked", &m), ("packed", &packed)] {
+                    let got = w.matmul_with(level, &x, n).unwrap();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&reference),
+                        "{dt:?}: {} on {layout} differs from scalar on bytes",
+                        level.name()
+                    );
+                }
             }
         }
     }
@@ -557,7 +783,9 @@ mod tests {
     /// Every variant equals the scalar reference bit for bit on random 8-bit weights over
     /// the whole range (-128 included), 4-bit-narrow and non-negative ones, random scales
     /// and minimums, and activations spanning 1e-30 to 1e30 (blocks of zeros too), for 1
-    /// to 17 rows.
+    /// to 17 rows. Weights that fit in 4 bits (Q4_1's 0..=15, Q4_0's -8..=7, random or
+    /// only their extremes) with f16 scales also run in the nibble layout, every variant
+    /// and the scalar loop there giving the byte layout's scalar bits.
     #[test]
     fn every_variant_equals_scalar_on_random_extremes() {
         let mut s = 0x9E37_79B9_u32;
@@ -567,30 +795,52 @@ mod tests {
             s ^= s << 5;
             s
         };
-        for case in 0..24 {
+        let mut packed_cases = 0;
+        for case in 0..60 {
             let (rows, cols) = (
                 1 + (next() % 20) as usize,
                 BLOCK * (1 + (next() % 6) as usize),
             );
-            let kind = case % 3;
+            let kind = case % 7;
             let q: Vec<i8> = (0..rows * cols)
                 .map(|_| match kind {
                     0 => next() as u8 as i8,
                     1 => (next() % 33) as i8 - 16,
-                    _ => (next() % 16) as i8,
+                    2 | 3 => (next() % 16) as i8,
+                    4 => (next() % 16) as i8 - 8,
+                    5 => [0, 15][(next() % 2) as usize],
+                    _ => [-8, 7][(next() % 2) as usize],
                 })
                 .collect();
             let blocks = rows * cols / BLOCK;
-            let scale = |v: u32| (v % 2000) as f32 / 1000.0 - 1.0;
+            let four_bit = kind >= 3;
+            // Scales and minimums as the GGUF's 4-bit blocks hold them (f16, subnormal
+            // ones included) where the nibble layout is to be tested.
+            let scale = |v: u32| {
+                let x = (v % 2000) as f32 / 1000.0 - 1.0;
+                if !four_bit {
+                    x
+                } else if v.is_multiple_of(11) {
+                    // Subnormal f16s, either sign (bit 15).
+                    f16::from_bits((v % 1024) as u16 | (v as u16 & 0x8000)).to_f32()
+                } else {
+                    f16::from_f32(x).to_f32()
+                }
+            };
             let d: Vec<f32> = (0..blocks).map(|_| scale(next())).collect();
             let m = (case % 2 == 0).then(|| (0..blocks).map(|_| scale(next())).collect());
-            let w = Int8Matrix::new(Int8Rows {
+            let rows_q = Int8Rows {
                 rows,
                 cols,
                 q,
                 d,
                 m,
-            });
+            };
+            let w = Int8Matrix::with_layout(rows_q.clone(), Q4Layout::Unpacked);
+            let packed = Int8Matrix::with_layout(rows_q, Q4Layout::Packed);
+            // Kind 2 is 4-bit values with f32 scales: they stay bytes.
+            assert_eq!(packed.is_packed(), four_bit, "case {case}");
+            packed_cases += usize::from(packed.is_packed());
             let n = 1 + (next() % 17) as usize;
             let x: Vec<f32> = (0..n * cols)
                 .map(|i| {
@@ -598,20 +848,73 @@ mod tests {
                     if (i / BLOCK) % 5 == 4 {
                         0.0
                     } else {
-                        scale(next()) * 10f32.powi(exp)
+                        ((next() % 2000) as f32 / 1000.0 - 1.0) * 10f32.powi(exp)
                     }
                 })
                 .collect();
             let reference = w.matmul_with(Level::SCALAR, &x, n).unwrap();
             for level in Level::supported() {
-                let got = w.matmul_with(level, &x, n).unwrap();
-                assert_eq!(
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "case {case}: {} differs from scalar",
-                    level.name()
-                );
+                for (layout, m) in [("unpacked", &w), ("packed", &packed)] {
+                    let got = m.matmul_with(level, &x, n).unwrap();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&reference),
+                        "case {case}: {} on {layout} differs from scalar on bytes",
+                        level.name()
+                    );
+                }
             }
+        }
+        assert!(packed_cases >= 30, "{packed_cases} cases ran on nibbles");
+    }
+
+    /// GGUF 4-bit weights are held as nibbles (0.5 bytes a weight plus f16 scales and
+    /// minimums), the byte layout on request, and 8-bit ones as bytes.
+    #[test]
+    fn four_bit_weights_pack_to_half_a_byte() {
+        let (rows, cols) = (16, 256);
+        let wt = Tensor::from_vec(pseudo(rows * cols, 12), (rows, cols), &Device::Cpu).unwrap();
+        for (dt, packed_bytes) in [
+            (GgmlDType::Q4_1, 0.5 + 4.0 / 32.0),
+            (GgmlDType::Q4_0, 0.5 + 2.0 / 32.0),
+            (GgmlDType::Q8_0, 1.0 + 4.0 / 32.0),
+        ] {
+            let r = Int8Rows::from_qtensor(&QTensor::quantize(&wt, dt).unwrap()).unwrap();
+            let packed = Int8Matrix::with_layout(r.clone(), Q4Layout::Packed);
+            let per_weight = |m: &Int8Matrix| m.bytes() as f64 / (rows * cols) as f64;
+            assert_eq!(per_weight(&packed), packed_bytes, "{dt:?}");
+            assert_eq!(packed.is_packed(), dt != GgmlDType::Q8_0, "{dt:?}");
+            let unpacked = Int8Matrix::with_layout(r, Q4Layout::Unpacked);
+            assert!(!unpacked.is_packed());
+            let want = if dt == GgmlDType::Q4_1 { 1.25 } else { 1.125 };
+            assert_eq!(per_weight(&unpacked), want, "{dt:?}");
+        }
+    }
+
+    /// A fused projection whose parts mix Q4_0 and Q4_1 values (-8..=15) cannot be
+    /// nibbles with one offset: it stays bytes and computes the same.
+    #[test]
+    fn mixed_four_bit_parts_stay_bytes() {
+        let cols = 64;
+        let a = Tensor::from_vec(pseudo(3 * cols, 13), (3, cols), &Device::Cpu).unwrap();
+        let b = Tensor::from_vec(pseudo(9 * cols, 14), (9, cols), &Device::Cpu).unwrap();
+        let ra = Int8Rows::from_qtensor(&QTensor::quantize(&a, GgmlDType::Q4_0).unwrap()).unwrap();
+        let rb = Int8Rows::from_qtensor(&QTensor::quantize(&b, GgmlDType::Q4_1).unwrap()).unwrap();
+        let both = Int8Rows::concat(&[ra.clone(), rb.clone()]).unwrap();
+        let m = Int8Matrix::with_layout(both, Q4Layout::Packed);
+        assert!(!m.is_packed());
+        let x = pseudo(2 * cols, 15);
+        let parts = [ra, rb].map(|r| Int8Matrix::with_layout(r, Q4Layout::Packed));
+        assert!(parts.iter().all(Int8Matrix::is_packed));
+        let y = m.matmul(&x, 2).unwrap();
+        for r in 0..2 {
+            let row = &x[r * cols..(r + 1) * cols];
+            let want = [
+                parts[0].matmul(row, 1).unwrap(),
+                parts[1].matmul(row, 1).unwrap(),
+            ]
+            .concat();
+            assert_eq!(bits(&y[r * 12..(r + 1) * 12]), bits(&want), "row {r}");
         }
     }
 

@@ -15,7 +15,7 @@
 //! (`int8::tests::simd_and_scalar_paths_agree_bitwise`).
 //! The only operations that need `unsafe` are calling a `#[target_feature]` function and
 //! the unaligned vector loads and stores, each on a slice whose length is checked by the
-//! types (`[i8; 32]`, `[[i8; 32]; 2]`, `[f32; 8]`).
+//! types (`[i8; 32]`, `[u8; 32]`, `[[i8; 32]; 2]`, `[[u8; 32]; 2]`, `[f32; 8]`, `[u16; 8]`).
 //!
 //! Variants (x86-64), in the order they are preferred (measured; see [`Level::supported`]):
 //! - `avxvnni`: the AVX2 layout with `vpdpbusd` on 256 bits (a 4-byte dot product and
@@ -24,8 +24,14 @@
 //! - `avx512vnni`: two 4-input groups per 512-bit `vpdpbusd`, the halves added per
 //!   block; slower here than the 256-bit variants, so only run on request.
 //!
+//! Each has a kernel for both layouts of [`super::int8::Weights`]: bytes, and nibbles
+//! unpacked in registers (`vpand`/`vpsrlw`, then the non-negative byte path; their f16
+//! scales widened by F16C's `vcvtph2ps`, which every AVX2 CPU has and the detection
+//! checks).
+//!
 //! All of them form the same exact integer block sums and then run the same float
-//! instructions in the same order, so they agree with the scalar reference bit for bit.
+//! instructions in the same order, so they agree with the scalar reference bit for bit,
+//! in either layout.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -64,7 +70,8 @@ impl Level {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") {
+            // F16C (every AVX2 CPU has it) widens the nibble layout's f16 scales.
+            if has!("avx2") && has!("fma") && has!("f16c") {
                 if has!("avxvnni") {
                     out.push(Level(Isa::AvxVnni));
                 }
@@ -154,11 +161,11 @@ pub(crate) fn panel_tile(
 mod x86 {
     use std::arch::x86_64::__m256i;
 
-    use super::super::int8::{BLOCK, GROUPS, QuantRows};
+    use super::super::int8::{BLOCK, GROUPS, PAIRS, QuantRows};
 
     /// One block of a panel: its 8 groups of weights (each 4 inputs x 8 rows) and the
     /// activation row's 8 groups of 4 inputs.
-    type Weights = [[i8; BLOCK]; GROUPS];
+    type ByteBlock = [[i8; BLOCK]; GROUPS];
     type Acts = [[i8; 4]; GROUPS];
 
     /// A row's activations as 4-byte groups, 8 per block.
@@ -170,18 +177,31 @@ mod x86 {
             .0
     }
 
-    /// Stamps out one variant's panel kernel around its integer block sums `$sums`
-    /// (`fn(&Weights, &$acts) -> __m256i`, the 8 rows' exact sums, generic over NONNEG
-    /// and NARROW) over a row's blocks of activations `$row_acts(acts, row, blocks)`: the
-    /// float part is the same instructions in every variant.
+    /// One block of a panel in the nibble layout: its 4 pairs of groups.
+    type NibBlock = [[u8; BLOCK]; PAIRS];
+
+    /// Rows the nibble kernel takes through a panel together (each block's nibbles
+    /// unpacked once for all of them).
+    const NIB_ROWS: usize = 8;
+
+    /// Stamps out one variant's panel kernel around its integer block sums: `$sums`
+    /// (`fn(&ByteBlock, &Acts) -> __m256i`, the 8 rows' exact sums, generic over NONNEG and
+    /// NARROW) for the byte layout; for the nibble layout `$unpack` (`fn(&NibBlock) -> U`,
+    /// a block's nibbles unpacked into registers) and `$nsums` (`fn(&U, &Acts, i32) ->
+    /// __m256i`, given the activation block's integer sum, generic over OFFSET8). The
+    /// float part is the same instructions in every variant and layout.
     macro_rules! panel_kernel {
-        ($features:literal, $sums:ident, $row_acts:ident) => {
+        ($features:literal, $sums:ident, $unpack:ident, $nsums:ident) => {
             use std::arch::x86_64::{
-                __m256, _mm256_add_ps, _mm256_cvtepi32_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-                _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+                __m256, _mm_loadu_si128, _mm256_add_ps, _mm256_cvtepi32_ps, _mm256_cvtph_ps,
+                _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
+                _mm256_storeu_ps,
             };
 
-            use super::super::super::int8::{BLOCK, GROUPS, Int8Matrix, PANEL, QuantRows};
+            use super::super::super::int8::{
+                BLOCK, Bytes, GROUPS, Int8Matrix, Nibbles, PAIRS, PANEL, QuantRows, Weights,
+            };
+            use super::byte_groups;
 
             /// [`super::super::panel_tile`] in this variant.
             ///
@@ -195,39 +215,88 @@ mod x86 {
                 n: usize,
                 tile: &mut [f32],
             ) {
-                match (w.nonneg, w.narrow, w.m.is_some()) {
-                    (true, true, true) => tile_rows::<true, true, true>(w, panel, acts, n, tile),
-                    (true, true, false) => tile_rows::<true, true, false>(w, panel, acts, n, tile),
-                    (true, false, true) => tile_rows::<true, false, true>(w, panel, acts, n, tile),
-                    (true, false, false) => {
-                        tile_rows::<true, false, false>(w, panel, acts, n, tile)
-                    }
-                    (false, true, true) => tile_rows::<false, true, true>(w, panel, acts, n, tile),
-                    (false, true, false) => {
-                        tile_rows::<false, true, false>(w, panel, acts, n, tile)
-                    }
-                    (false, false, true) => {
-                        tile_rows::<false, false, true>(w, panel, acts, n, tile)
-                    }
-                    (false, false, false) => {
-                        tile_rows::<false, false, false>(w, panel, acts, n, tile)
-                    }
+                let c = w.cols;
+                match &w.w {
+                    Weights::Bytes(b) => match (b.nonneg, b.narrow, b.m.is_some()) {
+                        (true, true, true) => {
+                            tile_rows::<true, true, true>(c, b, panel, acts, n, tile)
+                        }
+                        (true, true, false) => {
+                            tile_rows::<true, true, false>(c, b, panel, acts, n, tile)
+                        }
+                        (true, false, true) => {
+                            tile_rows::<true, false, true>(c, b, panel, acts, n, tile)
+                        }
+                        (true, false, false) => {
+                            tile_rows::<true, false, false>(c, b, panel, acts, n, tile)
+                        }
+                        (false, true, true) => {
+                            tile_rows::<false, true, true>(c, b, panel, acts, n, tile)
+                        }
+                        (false, true, false) => {
+                            tile_rows::<false, true, false>(c, b, panel, acts, n, tile)
+                        }
+                        (false, false, true) => {
+                            tile_rows::<false, false, true>(c, b, panel, acts, n, tile)
+                        }
+                        (false, false, false) => {
+                            tile_rows::<false, false, false>(c, b, panel, acts, n, tile)
+                        }
+                    },
+                    Weights::Nibbles(nb) => match (nb.offset8, nb.m.is_some()) {
+                        (true, true) => tile_rows_nib::<true, true>(c, nb, panel, acts, n, tile),
+                        (true, false) => tile_rows_nib::<true, false>(c, nb, panel, acts, n, tile),
+                        (false, true) => tile_rows_nib::<false, true>(c, nb, panel, acts, n, tile),
+                        (false, false) => {
+                            tile_rows_nib::<false, false>(c, nb, panel, acts, n, tile)
+                        }
+                    },
                 }
             }
 
             #[target_feature(enable = $features)]
             fn tile_rows<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
-                w: &Int8Matrix,
+                cols: usize,
+                w: &Bytes,
                 panel: usize,
                 acts: &QuantRows,
                 n: usize,
                 tile: &mut [f32],
             ) {
                 for r in 0..n {
-                    let out = panel_row::<NONNEG, NARROW, MIN>(w, panel, acts, r);
+                    let out = panel_row::<NONNEG, NARROW, MIN>(cols, w, panel, acts, r);
                     for (o, v) in out.into_iter().enumerate() {
                         tile[o * n + r] = v;
                     }
+                }
+            }
+
+            /// One row: [`panel_row_nib`]. Several: [`panel_rows_nib`], [`NIB_ROWS`] rows
+            /// at a time, each block's nibbles unpacked once for all of them.
+            #[target_feature(enable = $features)]
+            fn tile_rows_nib<const OFFSET8: bool, const MIN: bool>(
+                cols: usize,
+                w: &Nibbles,
+                panel: usize,
+                acts: &QuantRows,
+                n: usize,
+                tile: &mut [f32],
+            ) {
+                if n == 1 {
+                    tile[..PANEL]
+                        .copy_from_slice(&panel_row_nib::<OFFSET8, MIN>(cols, w, panel, acts, 0));
+                    return;
+                }
+                let mut r0 = 0;
+                while r0 < n {
+                    let rows = (n - r0).min(NIB_ROWS);
+                    let out = panel_rows_nib::<OFFSET8, MIN>(cols, w, panel, acts, r0, rows);
+                    for (i, row) in out[..rows].iter().enumerate() {
+                        for (o, &v) in row.iter().enumerate() {
+                            tile[o * n + r0 + i] = v;
+                        }
+                    }
+                    r0 += rows;
                 }
             }
 
@@ -238,6 +307,36 @@ mod x86 {
                 unsafe { _mm256_loadu_ps(v.as_ptr()) }
             }
 
+            /// 8 f16s (bits) widened to f32: exact.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn load_f16(v: &[u16; PANEL]) -> __m256 {
+                // SAFETY: `v` is exactly 16 readable bytes; the load is unaligned.
+                _mm256_cvtph_ps(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
+            }
+
+            /// One block's step of the float part: `acc = fma(sums, d_w * d_a, acc)`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn scale_add(
+                acc: __m256,
+                sums: std::arch::x86_64::__m256i,
+                w_d: __m256,
+                a_d: f32,
+            ) -> __m256 {
+                let scale = _mm256_mul_ps(w_d, _mm256_set1_ps(a_d));
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc)
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn store(acc: __m256, acc_m: __m256) -> [f32; PANEL] {
+                let mut out = [0f32; PANEL];
+                // SAFETY: `out` is exactly 8 writable f32s; the store is unaligned.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, acc_m)) };
+                out
+            }
+
             /// See `Int8Matrix::panel_row_scalar` for the arithmetic: per block, the 8
             /// rows' exact integer sums (`$sums`), then `acc = fma(sum, d_w * d_a, acc)`
             /// lane by lane. `NONNEG`: weights are all >= 0 (no sign transfer);
@@ -245,47 +344,141 @@ mod x86 {
             #[target_feature(enable = $features)]
             #[inline]
             fn panel_row<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
-                w: &Int8Matrix,
+                cols: usize,
+                w: &Bytes,
                 panel: usize,
                 acts: &QuantRows,
                 r: usize,
             ) -> [f32; PANEL] {
-                let cols = w.cols;
                 let bpr = cols / BLOCK;
                 let blocks = w.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS]
                     .as_chunks::<GROUPS>()
                     .0;
-                let a_blocks = $row_acts(acts, r, bpr);
+                let a_blocks = byte_groups(acts, r, bpr);
                 let (a_d, a_sum) = (
                     &acts.d[r * bpr..(r + 1) * bpr],
                     &acts.sum[r * bpr..(r + 1) * bpr],
                 );
                 let (w_d, _) =
                     w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
-                let w_m = w.m.as_ref().map(|m| {
-                    m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
-                        .as_chunks::<PANEL>()
-                        .0
-                });
-                let (mut acc, mut acc_m) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                for (kb, (wb, ab)) in blocks.iter().zip(a_blocks).enumerate() {
+                let mut acc = _mm256_setzero_ps();
+                for ((wb, ab), (wd, &ad)) in blocks.iter().zip(a_blocks).zip(w_d.iter().zip(a_d)) {
                     // No closures here: a closure does not inherit the function's target
                     // features, so the intrinsics in it were calls, not instructions.
-                    let sums = $sums::<NONNEG, NARROW>(wb, ab);
-                    let scale = _mm256_mul_ps(load_f32(&w_d[kb]), _mm256_set1_ps(a_d[kb]));
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc);
+                    acc = scale_add(acc, $sums::<NONNEG, NARROW>(wb, ab), load_f32(wd), ad);
                 }
                 // The minimums' term in its own loop: folded into the one above it cost a
                 // quarter of the kernel's speed (a second accumulator chain and its loads
                 // in the hot loop).
-                if MIN && let Some(wm) = w_m {
+                let mut acc_m = _mm256_setzero_ps();
+                if MIN && let Some(m) = &w.m {
+                    let wm = m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
+                        .as_chunks::<PANEL>()
+                        .0;
                     for (wm, &s) in wm.iter().zip(a_sum) {
                         acc_m = _mm256_fmadd_ps(load_f32(wm), _mm256_set1_ps(s), acc_m);
                     }
                 }
-                let mut out = [0f32; PANEL];
-                // SAFETY: `out` is exactly 8 writable f32s; the store is unaligned.
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, acc_m)) };
+                store(acc, acc_m)
+            }
+
+            /// [`panel_row`] on nibbles: the same float instructions on the same integer
+            /// sums (`$nsums`, which unpacks the nibbles in registers), the scales widened
+            /// from f16. `OFFSET8`: values are stored as `q + 8`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn panel_row_nib<const OFFSET8: bool, const MIN: bool>(
+                cols: usize,
+                w: &Nibbles,
+                panel: usize,
+                acts: &QuantRows,
+                r: usize,
+            ) -> [f32; PANEL] {
+                let bpr = cols / BLOCK;
+                let blocks = w.q[panel * bpr * PAIRS..(panel + 1) * bpr * PAIRS]
+                    .as_chunks::<PAIRS>()
+                    .0;
+                let a_blocks = byte_groups(acts, r, bpr);
+                let (a_d, a_sum, a_isum) = (
+                    &acts.d[r * bpr..(r + 1) * bpr],
+                    &acts.sum[r * bpr..(r + 1) * bpr],
+                    &acts.isum[r * bpr..(r + 1) * bpr],
+                );
+                let w_d = &w.d[panel * bpr..(panel + 1) * bpr];
+                let mut acc = _mm256_setzero_ps();
+                for (((wb, ab), &ai), (wd, &ad)) in blocks
+                    .iter()
+                    .zip(a_blocks)
+                    .zip(a_isum)
+                    .zip(w_d.iter().zip(a_d))
+                {
+                    let u = $unpack(wb);
+                    acc = scale_add(acc, $nsums::<OFFSET8>(&u, ab, ai), load_f16(wd), ad);
+                }
+                store(acc, min_term::<MIN>(w, panel, bpr, a_sum))
+            }
+
+            /// The minimums' term of one row (zero without minimums).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn min_term<const MIN: bool>(
+                w: &Nibbles,
+                panel: usize,
+                bpr: usize,
+                a_sum: &[f32],
+            ) -> __m256 {
+                let mut acc_m = _mm256_setzero_ps();
+                if MIN && let Some(m) = &w.m {
+                    for (wm, &s) in m[panel * bpr..(panel + 1) * bpr].iter().zip(a_sum) {
+                        acc_m = _mm256_fmadd_ps(load_f16(wm), _mm256_set1_ps(s), acc_m);
+                    }
+                }
+                acc_m
+            }
+
+            /// [`panel_row_nib`] for rows `r0..r0 + rows` (at most [`NIB_ROWS`]) at once,
+            /// blocks outside and rows inside: a block's nibbles are unpacked once into
+            /// registers and multiplied into every row, where row by row they would be
+            /// unpacked again for each. Each row's accumulator still takes its blocks in
+            /// order, so the bits are [`panel_row_nib`]'s.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn panel_rows_nib<const OFFSET8: bool, const MIN: bool>(
+                cols: usize,
+                w: &Nibbles,
+                panel: usize,
+                acts: &QuantRows,
+                r0: usize,
+                rows: usize,
+            ) -> [[f32; PANEL]; NIB_ROWS] {
+                let bpr = cols / BLOCK;
+                let blocks = w.q[panel * bpr * PAIRS..(panel + 1) * bpr * PAIRS]
+                    .as_chunks::<PAIRS>()
+                    .0;
+                let w_d = &w.d[panel * bpr..(panel + 1) * bpr];
+                // Row i's block kb at `i * bpr + kb`.
+                let span = r0 * bpr..(r0 + rows) * bpr;
+                let a_groups = acts.q[span.start * BLOCK..span.end * BLOCK]
+                    .as_chunks::<4>()
+                    .0
+                    .as_chunks::<GROUPS>()
+                    .0;
+                let (a_d, a_isum) = (&acts.d[span.clone()], &acts.isum[span.clone()]);
+                let mut acc = [_mm256_setzero_ps(); NIB_ROWS];
+                for (kb, (wb, wd)) in blocks.iter().zip(w_d).enumerate() {
+                    let u = $unpack(wb);
+                    let wd = load_f16(wd);
+                    for (i, acc) in acc[..rows].iter_mut().enumerate() {
+                        let at = i * bpr + kb;
+                        let sums = $nsums::<OFFSET8>(&u, &a_groups[at], a_isum[at]);
+                        *acc = scale_add(*acc, sums, wd, a_d[at]);
+                    }
+                }
+                let mut out = [[0f32; PANEL]; NIB_ROWS];
+                for (i, (o, &acc)) in out.iter_mut().zip(&acc).take(rows).enumerate() {
+                    let a_sum = &acts.sum[(r0 + i) * bpr..(r0 + i + 1) * bpr];
+                    *o = store(acc, min_term::<MIN>(w, panel, bpr, a_sum));
+                }
                 out
             }
         };
@@ -296,21 +489,21 @@ mod x86 {
     pub(super) mod avx2 {
         use std::arch::x86_64::{
             _mm256_abs_epi8, _mm256_add_epi16, _mm256_add_epi32, _mm256_madd_epi16,
-            _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setzero_si256,
-            _mm256_sign_epi8,
+            _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_setzero_si256, _mm256_sign_epi8,
+            _mm256_sub_epi32,
         };
 
-        use super::{__m256i, Acts, Weights, byte_groups, load_i8};
+        use super::{__m256i, Acts, ByteBlock, NIB_ROWS, broadcast, load_i8, unpack_block};
 
-        panel_kernel!("avx2,fma", block_sums, byte_groups);
+        panel_kernel!("avx2,fma,f16c", block_sums, unpack_block, nibble_sums);
 
         /// Pairwise products of one 4-input group of the activation row with the same
         /// group of the panel's 8 weight rows: lane j of the i16 result holds two of row
         /// j/2's products.
-        #[target_feature(enable = "avx2,fma")]
+        #[target_feature(enable = "avx2,fma,f16c")]
         #[inline]
         fn pair_products<const NONNEG: bool>(wg: &[i8; BLOCK], ag: [i8; 4]) -> __m256i {
-            let a = _mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)));
+            let a = broadcast(ag);
             let wv = load_i8(wg);
             if NONNEG {
                 _mm256_maddubs_epi16(wv, a)
@@ -319,9 +512,12 @@ mod x86 {
             }
         }
 
-        #[target_feature(enable = "avx2,fma")]
+        #[target_feature(enable = "avx2,fma,f16c")]
         #[inline]
-        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(
+            wb: &ByteBlock,
+            ab: &Acts,
+        ) -> __m256i {
             let ones = _mm256_set1_epi16(1);
             let mut s = _mm256_setzero_si256();
             if NARROW {
@@ -337,26 +533,56 @@ mod x86 {
                 s
             }
         }
+
+        /// The nibbles unpacked in registers (`vpand`, `vpsrlw` + `vpand`) into the same
+        /// unsigned path as non-negative bytes: 16-bit sums cannot overflow (8 groups x 2
+        /// x 15 x 127 < 2^15). A Q4_0 block's offset comes off the exact 32-bit sums.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[inline]
+        fn nibble_sums<const OFFSET8: bool>(
+            u: &[__m256i; GROUPS],
+            ab: &Acts,
+            a_isum: i32,
+        ) -> __m256i {
+            let mut s = _mm256_setzero_si256();
+            for (&wv, &ag) in u.iter().zip(ab) {
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(wv, broadcast(ag)));
+            }
+            let s = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+            if OFFSET8 {
+                _mm256_sub_epi32(s, std::arch::x86_64::_mm256_set1_epi32(8 * a_isum))
+            } else {
+                s
+            }
+        }
     }
 
     /// AVX-VNNI: one `vpdpbusd` per group (4-byte dot products accumulated in 32 bits:
     /// exact, so 4-bit and 8-bit weights take the same path).
     pub(super) mod avxvnni {
         use std::arch::x86_64::{
-            _mm256_abs_epi8, _mm256_dpbusd_avx_epi32, _mm256_set1_epi32, _mm256_setzero_si256,
-            _mm256_sign_epi8,
+            _mm256_abs_epi8, _mm256_add_epi32, _mm256_dpbusd_avx_epi32, _mm256_set1_epi32,
+            _mm256_setzero_si256, _mm256_sign_epi8, _mm256_sub_epi32,
         };
 
-        use super::{__m256i, Acts, Weights, byte_groups, load_i8};
+        use super::{__m256i, Acts, ByteBlock, NIB_ROWS, broadcast, load_i8, unpack_block};
 
-        panel_kernel!("avx2,fma,avxvnni", block_sums, byte_groups);
+        panel_kernel!(
+            "avx2,fma,f16c,avxvnni",
+            block_sums,
+            unpack_block,
+            nibble_sums
+        );
 
-        #[target_feature(enable = "avx2,fma,avxvnni")]
+        #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
         #[inline]
-        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(
+            wb: &ByteBlock,
+            ab: &Acts,
+        ) -> __m256i {
             let mut s = _mm256_setzero_si256();
             for (wg, &ag) in wb.iter().zip(ab) {
-                let a = _mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)));
+                let a = broadcast(ag);
                 let wv = load_i8(wg);
                 s = if NONNEG {
                     _mm256_dpbusd_avx_epi32(s, wv, a)
@@ -366,41 +592,90 @@ mod x86 {
             }
             s
         }
+
+        /// The nibbles unpacked in registers, low nibbles (even groups) and high nibbles
+        /// (odd groups) in two accumulator chains.
+        #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+        #[inline]
+        fn nibble_sums<const OFFSET8: bool>(
+            u: &[__m256i; GROUPS],
+            ab: &Acts,
+            a_isum: i32,
+        ) -> __m256i {
+            let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for (wv, ag) in u.as_chunks::<2>().0.iter().zip(ab.as_chunks::<2>().0) {
+                s0 = _mm256_dpbusd_avx_epi32(s0, wv[0], broadcast(ag[0]));
+                s1 = _mm256_dpbusd_avx_epi32(s1, wv[1], broadcast(ag[1]));
+            }
+            let s = _mm256_add_epi32(s0, s1);
+            if OFFSET8 {
+                _mm256_sub_epi32(s, _mm256_set1_epi32(8 * a_isum))
+            } else {
+                s
+            }
+        }
     }
 
     /// AVX-512 VNNI: two groups per `vpdpbusd` (lanes 0-7 one group's 8 rows, lanes 8-15
-    /// the next group's, the activations placed by one `vpermd` per pair), two
+    /// another group's, the activations placed by one `vpermd` per pair), two
     /// accumulator chains, the halves added once per block. AVX-512 has no `vpsignb`: the
     /// activations are negated under the mask of negative weights instead (a zero
     /// weight's product is zero either way).
     pub(super) mod avx512vnni {
         use std::arch::x86_64::{
-            __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm512_abs_epi8, _mm512_castsi256_si512,
+            __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_sub_epi32,
+            _mm512_abs_epi8, _mm512_add_epi32, _mm512_and_si512, _mm512_castsi256_si512,
             _mm512_castsi512_si256, _mm512_dpbusd_epi32, _mm512_extracti64x4_epi64,
             _mm512_loadu_si512, _mm512_mask_sub_epi8, _mm512_movepi8_mask,
-            _mm512_permutexvar_epi32, _mm512_set_epi32, _mm512_setzero_si512,
+            _mm512_permutexvar_epi32, _mm512_set_epi32, _mm512_set1_epi8, _mm512_setzero_si512,
+            _mm512_srli_epi16,
         };
 
-        use super::{__m256i, Acts, Weights, byte_groups};
+        use super::{__m256i, Acts, ByteBlock, NIB_ROWS, NibBlock};
 
         panel_kernel!(
-            "avx2,fma,avx512f,avx512bw,avx512vnni",
+            "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
             block_sums,
-            byte_groups
+            unpack_block,
+            nibble_sums
         );
 
-        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+        /// The 8 lanes of `lo` (group index) in lanes 0-7 and of `hi` in lanes 8-15.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
         #[inline]
-        fn block_sums<const NONNEG: bool, const NARROW: bool>(wb: &Weights, ab: &Acts) -> __m256i {
+        fn groups(a_all: __m512i, lo: i32, hi: i32) -> __m512i {
+            let idx = _mm512_set_epi32(
+                hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo,
+            );
+            _mm512_permutexvar_epi32(idx, a_all)
+        }
+
+        /// The row's 8 groups of 4 activations, in the low 256 bits.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn load_acts(ab: &Acts) -> __m512i {
             // SAFETY: `ab` is exactly 32 readable bytes (8 groups of 4); unaligned load.
-            let a_all = _mm512_castsi256_si512(unsafe { _mm256_loadu_si256(ab.as_ptr().cast()) });
+            _mm512_castsi256_si512(unsafe { _mm256_loadu_si256(ab.as_ptr().cast()) })
+        }
+
+        /// The 16 lanes' sums folded to 8 (lane j plus lane j + 8).
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn fold(s0: __m512i, s1: __m512i) -> __m256i {
+            let s = _mm512_add_epi32(s0, s1);
+            _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64::<1>(s))
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn block_sums<const NONNEG: bool, const NARROW: bool>(
+            wb: &ByteBlock,
+            ab: &Acts,
+        ) -> __m256i {
+            let a_all = load_acts(ab);
             let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
             for (p, pair) in wb.as_chunks::<2>().0.iter().enumerate() {
-                let (lo, hi) = (2 * p as i32, 2 * p as i32 + 1);
-                let idx = _mm512_set_epi32(
-                    hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo,
-                );
-                let a = _mm512_permutexvar_epi32(idx, a_all);
+                let a = groups(a_all, 2 * p as i32, 2 * p as i32 + 1);
                 let wv = load_pair(pair);
                 let acc = if p % 2 == 0 { s0 } else { s1 };
                 let d = if NONNEG {
@@ -416,16 +691,94 @@ mod x86 {
                     s1 = d;
                 }
             }
-            let s = std::arch::x86_64::_mm512_add_epi32(s0, s1);
-            _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64::<1>(s))
+            fold(s0, s1)
         }
 
-        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+        /// Two pairs of groups per 64-byte load: its low nibbles are groups `4q` (lanes
+        /// 0-7) and `4q + 2` (lanes 8-15), its high nibbles `4q + 1` and `4q + 3`; the
+        /// block as `[low 0, high 0, low 1, high 1]`.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn unpack_block(wb: &NibBlock) -> [__m512i; 4] {
+            let low = _mm512_set1_epi8(0x0f);
+            // No closure (`map`): it would not inherit the target features.
+            let [quad0, quad1] = wb.as_chunks::<2>().0 else {
+                unreachable!("a block is two quads")
+            };
+            let (q0, q1) = (load_quad(quad0), load_quad(quad1));
+            [
+                _mm512_and_si512(q0, low),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(q0), low),
+                _mm512_and_si512(q1, low),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(q1), low),
+            ]
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn nibble_sums<const OFFSET8: bool>(u: &[__m512i; 4], ab: &Acts, a_isum: i32) -> __m256i {
+            let a_all = load_acts(ab);
+            let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for (q, lohi) in u.as_chunks::<2>().0.iter().enumerate() {
+                let g = 4 * q as i32;
+                s0 = _mm512_dpbusd_epi32(s0, lohi[0], groups(a_all, g, g + 2));
+                s1 = _mm512_dpbusd_epi32(s1, lohi[1], groups(a_all, g + 1, g + 3));
+            }
+            let s = fold(s0, s1);
+            if OFFSET8 {
+                _mm256_sub_epi32(s, _mm256_set1_epi32(8 * a_isum))
+            } else {
+                s
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
         #[inline]
         fn load_pair(v: &[[i8; BLOCK]; 2]) -> __m512i {
             // SAFETY: `v` is exactly 64 contiguous readable bytes; the load is unaligned.
             unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
         }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn load_quad(v: &[[u8; BLOCK]; 2]) -> __m512i {
+            // SAFETY: `v` is exactly 64 contiguous readable bytes; the load is unaligned.
+            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+        }
+    }
+
+    /// The activation group's 4 bytes in every 32-bit lane.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn broadcast(ag: [i8; 4]) -> __m256i {
+        std::arch::x86_64::_mm256_set1_epi32(i32::from_le_bytes(ag.map(|v| v as u8)))
+    }
+
+    /// A block's nibbles as 8 vectors of bytes 0..=15, one per group.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn unpack_block(wb: &NibBlock) -> [__m256i; GROUPS] {
+        let mut u = [std::arch::x86_64::_mm256_setzero_si256(); GROUPS];
+        for (pair, out) in wb.iter().zip(u.as_chunks_mut::<2>().0) {
+            let (lo, hi) = unpack(pair);
+            *out = [lo, hi];
+        }
+        u
+    }
+
+    /// A pair of groups' nibbles as two vectors of bytes 0..=15: the low nibbles (the even
+    /// group) and the high nibbles (the odd group).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn unpack(v: &[u8; BLOCK]) -> (__m256i, __m256i) {
+        use std::arch::x86_64::{_mm256_and_si256, _mm256_set1_epi8, _mm256_srli_epi16};
+        // SAFETY: `v` is exactly 32 readable bytes; the load is unaligned.
+        let v = unsafe { std::arch::x86_64::_mm256_loadu_si256(v.as_ptr().cast()) };
+        let low = _mm256_set1_epi8(0x0f);
+        (
+            _mm256_and_si256(v, low),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
+        )
     }
 
     #[target_feature(enable = "avx2")]

@@ -19,10 +19,10 @@ use super::{Model, ModelConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
     /// 8-bit blocks read by thinktree's own kernel: Q8_0, Q4_0 and Q4_1 weights keep their
-    /// exact values (4-bit ones unpacked to a byte each), any other type is requantized to
-    /// 8 bits. The fastest format for a single stream and for sibling batches alike (a
-    /// weight block is read once for every row of a batch), and a batch computes exactly
-    /// what its rows would alone.
+    /// exact values (4-bit ones two to a byte; with `THINKTREE_Q4=unpacked`, a byte each),
+    /// any other type is requantized to 8 bits. The fastest format for a single stream
+    /// and for sibling batches alike (a weight block is read once for every row of a
+    /// batch), and a batch computes exactly what its rows would alone.
     #[default]
     Int8,
     /// Keep the GGUF's own quantization, multiplied by candle's quantized kernels (least

@@ -299,6 +299,23 @@ fn int8_kernel_tracks_exact_weights() {
     eprintln!("8-bit vs f32 weights: max |logit diff| {d}");
 }
 
+/// The default model's weight memory in the 8-bit format, printed for the record: its
+/// Q4_1 projections as nibbles (0.625 bytes a weight) unless `THINKTREE_Q4=unpacked`
+/// (1.25), the Q8_0 token embeddings as stored plus their 8-bit copy for the LM head.
+#[test]
+fn int8_weight_bytes_follow_the_q4_layout() {
+    let bytes = int8_engine().model().weight_bytes();
+    let layout = thinktree_llm::q4_layout();
+    eprintln!("SmolLM2-135M Q4_1, int8 weights ({layout}): {bytes} bytes");
+    // 106 M Q4_1 weights in the 30 blocks; 62 M bytes for the embeddings and LM head.
+    let bound = 150_000_000;
+    if layout == "packed" {
+        assert!(bytes < bound, "{bytes} bytes");
+    } else {
+        assert!(bytes > bound, "{bytes} bytes");
+    }
+}
+
 /// Under the newline split on the real model, every step's text is exactly its tokens'
 /// text and re-tokenizes to the cached ids (a stop inside a token, SmolLM2's `ĊĊ`, keeps
 /// the whole token: `stop_strings_end_the_text` forces that case on the tiny vocabulary).
