@@ -37,6 +37,29 @@ pub(crate) fn records(path: &Path) -> Vec<Record> {
         .collect()
 }
 
+/// A quiet two-thread `gsm8k` run of `methods` on the tiny model: 3 samples, 48 tokens.
+fn run_args(model: &Path, data: &Path, methods: &str, out: &Path) -> Vec<String> {
+    [
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--methods",
+        methods,
+        "--samples",
+        "3",
+        "--max-tokens",
+        "48",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 #[test]
 fn a_second_journal_on_the_same_file_is_refused_while_the_first_is_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,27 +80,7 @@ fn kill_9_then_resume_gives_one_valid_line_per_pair_equal_to_an_uninterrupted_ru
     let data = dir.path().join("p.jsonl");
     let n = 40;
     std::fs::write(&data, problems(n)).unwrap();
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--methods",
-            "greedy,sc",
-            "--samples",
-            "3",
-            "--max-tokens",
-            "48",
-            "--threads",
-            "2",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let args = |out: &Path| run_args(&model, &data, "greedy,sc", out);
     let bin = env!("CARGO_BIN_EXE_gsm8k");
 
     // The uninterrupted run.
@@ -217,27 +220,7 @@ fn twenty_kill_9s_at_random_moments_each_resumed_give_the_uninterrupted_runs_lin
     let pairs = n * methods.len();
     std::fs::write(&data, problems(n)).unwrap();
     let methods = methods.join(",");
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--methods",
-            &methods,
-            "--samples",
-            "3",
-            "--max-tokens",
-            "48",
-            "--threads",
-            "2",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let args = |out: &Path| run_args(&model, &data, &methods, out);
     let bin = env!("CARGO_BIN_EXE_gsm8k");
 
     // The uninterrupted run: its lines are the reference, its length and duration scale
