@@ -104,6 +104,19 @@ fn a_killed_server_loses_no_finished_result_and_resume_completes_the_rest() {
     }
 
     let server = LlamaServer::start(&py, &model, 2);
+    // The uninterrupted run, against the same restarted server, to compare with.
+    let whole = dir.path().join("whole.jsonl");
+    let mut whole_args = args(&server.url);
+    let at = whole_args.iter().position(|a| a == "--out").unwrap();
+    whole_args[at + 1] = whole.display().to_string();
+    let status = Command::new(env!("CARGO_BIN_EXE_gsm8k"))
+        .args(&whole_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let whole = records(&whole);
     let status = Command::new(env!("CARGO_BIN_EXE_gsm8k"))
         .args(args(&server.url))
         .arg("--resume")
@@ -129,6 +142,17 @@ fn a_killed_server_loses_no_finished_result_and_resume_completes_the_rest() {
             latest[r.id.as_str()].wall_ms,
             r.wall_ms,
             "finished results untouched"
+        );
+    }
+    // Greedy answers and generated tokens equal an uninterrupted run's (computed tokens
+    // may differ: the server's prompt cache decides what it recomputes).
+    for w in &whole {
+        let g = latest[w.id.as_str()];
+        assert_eq!(
+            (&g.predicted, g.generated_tokens),
+            (&w.predicted, w.generated_tokens),
+            "{}",
+            w.id
         );
     }
 }
