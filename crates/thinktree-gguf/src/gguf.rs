@@ -30,9 +30,6 @@ const HEADER_LEN: usize = 24;
 /// arbitrarily, for reading tensors.
 pub fn open(path: &Path) -> Result<(Content, File)> {
     let mut file = open_existing(path)?;
-    if file.metadata().map_err(io(path))?.is_dir() {
-        return Err(invalid(path, "is a directory"));
-    }
     let content = read(path, &mut file)?;
     Ok((content, file))
 }
@@ -90,9 +87,6 @@ pub fn read<R: Read + Seek>(path: &Path, reader: &mut R) -> Result<Content> {
 /// rest (cheap: reads 24 bytes).
 pub fn check(path: &Path) -> Result<()> {
     let mut file = open_existing(path)?;
-    if file.metadata().map_err(io(path))?.is_dir() {
-        return Err(invalid(path, "is a directory"));
-    }
     check_header(path, &mut file)
 }
 
@@ -110,8 +104,10 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Opens an existing regular file: missing is [`Error::NotFound`], a directory is
+/// [`Error::InvalidGguf`].
 fn open_existing(path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| {
+    let file = File::open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound {
                 path: path.to_owned(),
@@ -119,7 +115,11 @@ fn open_existing(path: &Path) -> Result<File> {
         } else {
             io(path)(source)
         }
-    })
+    })?;
+    if file.metadata().map_err(io(path))?.is_dir() {
+        return Err(invalid(path, "is a directory"));
+    }
+    Ok(file)
 }
 
 /// Checks magic and version without parsing the rest.
