@@ -150,5 +150,50 @@ fn bench_engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_engine);
+/// Continuous batching across searches: `n` threads each decode one greedy row of a
+/// context of its own at the same time (like `n` greedy solves), on the default engine
+/// (their steps merge into one forward pass per token) and on one that decodes every
+/// call alone (each thread runs its own passes); plus the scheduler's cost for one call.
+fn bench_batching(c: &mut Criterion) {
+    let path = thinktree_gguf::testing::default_model_path();
+    let shared = LocalEngine::load(&path, EngineOptions::default()).expect("model loads");
+    let alone = LocalEngine::load(&path, EngineOptions::default().continuous_batching(false))
+        .expect("model loads");
+    let ids = prompt_ids();
+    let greedy = SampleParams::greedy(StopCondition::tokens(DECODE));
+    let mut g = c.benchmark_group("batching");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    for (name, e) in [("scheduled", &shared), ("alone", &alone)] {
+        let (state, _) = e.extend_tokens(&e.root(), &ids).expect("prefill");
+        g.throughput(Throughput::Elements(generated(e, &state, 1, &greedy)));
+        g.bench_function(BenchmarkId::new("single", name), |b| {
+            b.iter(|| e.sample(&state, 1, &greedy))
+        });
+        for n in [4usize, 8] {
+            // Contexts of different lengths: the prompt cut at n places.
+            let states: Vec<KvState> = (0..n)
+                .map(|i| {
+                    let cut = ids.len() - i * 3;
+                    e.extend_tokens(&e.root(), &ids[..cut]).expect("prefill").0
+                })
+                .collect();
+            let tokens: u64 = states.iter().map(|s| generated(e, s, 1, &greedy)).sum();
+            g.throughput(Throughput::Elements(tokens));
+            g.bench_function(BenchmarkId::new(format!("threads_{n}"), name), |b| {
+                b.iter(|| {
+                    std::thread::scope(|sc| {
+                        for s in &states {
+                            sc.spawn(|| e.sample(s, 1, &greedy).expect("sample"));
+                        }
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_engine, bench_batching);
 criterion_main!(benches);

@@ -8,21 +8,19 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
 use thinktree_engine::{
     ChatMessage, Continuation, Engine, FinishReason, Piece, Prompt, SampleParams, Usage,
-    confidence_of, top_logprobs,
 };
 use thinktree_gguf::gguf::Content;
 use thinktree_gguf::{ChatTemplate, GgufTokenizer};
 
 type EngineResult<T> = thinktree_engine::Result<T>;
+use crate::decode::{Decode, Group, Row};
 use crate::kv_cache::{KvCache, KvState};
 use crate::model::{LayerKv, Model, WeightFormat};
-use crate::sampler::{find_stop, log_sum_exp, row_rng, sample_token};
+use crate::sampler::log_sum_exp;
+use crate::scheduler::{BatchStats, Scheduler};
 
 /// How [`LocalEngine::load`] sets the engine up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +32,10 @@ pub struct EngineOptions {
     pub weights: WeightFormat,
     /// Replaces the GGUF's chat template (or the fallback for a file without one).
     pub chat_template: Option<ChatTemplate>,
+    /// Continuous batching: sampling calls from every thread decode through one
+    /// scheduler that merges their steps into shared forward passes (on by default;
+    /// results are the same bits either way). Off, each call decodes on its own thread.
+    pub continuous_batching: bool,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             kv_budget_bytes: 2 << 30,
             weights: WeightFormat::Int8,
             chat_template: None,
+            continuous_batching: true,
         }
     }
 }
@@ -61,6 +64,11 @@ impl EngineOptions {
         self.weights = weights;
         self
     }
+    /// Turns continuous batching across concurrent calls on or off.
+    pub fn continuous_batching(mut self, on: bool) -> Self {
+        self.continuous_batching = on;
+        self
+    }
     /// Renders prompts with `template` instead of the GGUF's own.
     pub fn chat_template(mut self, template: ChatTemplate) -> Self {
         self.chat_template = Some(template);
@@ -72,27 +80,12 @@ impl EngineOptions {
 #[derive(Debug)]
 pub struct LocalEngine {
     model: Arc<Model>,
-    tokenizer: GgufTokenizer,
+    tokenizer: Arc<GgufTokenizer>,
     template: ChatTemplate,
     cache: KvCache,
     name: String,
-}
-
-/// One decoding row of [`LocalEngine::sample`].
-struct Row {
-    rng: rand_chacha::ChaCha8Rng,
-    tokens: Vec<u32>,
-    logprobs: Vec<f32>,
-    /// DeepConf token confidences, when the call tracks them.
-    confidences: Vec<f32>,
-    /// Top log-probabilities per token, when the call tracks confidence.
-    top_logprobs: Vec<Vec<f32>>,
-    text: String,
-    finish: Option<FinishReason>,
-    /// Keys/values of the row's tokens that went through the model, when it left the batch.
-    kv: Vec<LayerKv>,
-    /// Next-token logits after all its tokens (known when it stopped on EOS).
-    logits: Option<Vec<f32>>,
+    /// Merges concurrent sampling calls' decode steps (`None`: each call alone).
+    scheduler: Option<Scheduler>,
 }
 
 impl LocalEngine {
@@ -143,9 +136,13 @@ impl LocalEngine {
             .and_then(|v| v.to_string().ok().cloned())
             .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "gguf model".into());
+        let (model, tokenizer) = (Arc::new(model), Arc::new(tokenizer));
         Ok(Self {
             cache: KvCache::for_model(&model, opts.kv_budget_bytes),
-            model: Arc::new(model),
+            scheduler: opts
+                .continuous_batching
+                .then(|| Scheduler::new(Arc::clone(&model), Arc::clone(&tokenizer))),
+            model,
             tokenizer,
             template,
             name,
@@ -222,181 +219,78 @@ impl LocalEngine {
     }
 
     /// Samples `n` rows of each `(state, n, seed)` group in one batch (see
-    /// [`Engine::sample_many`]).
+    /// [`Engine::sample_many`]): the groups' contexts are prepared on the calling thread,
+    /// then the rows decode through the engine's scheduler, in steps shared with every
+    /// other call in flight (or alone, without continuous batching).
     #[allow(clippy::type_complexity)]
     fn sample_groups(
         &self,
         groups: &[(&KvState, usize, u64)],
         params: &SampleParams,
     ) -> Result<(Vec<Vec<Continuation<KvState>>>, Usage)> {
-        // Each step's row sampling is parallel too: one hand-over to the pool per call.
-        crate::model::on_pool(|| {
-            params.validate()?;
-            let mut usage = Usage::default();
-            let mut preps = Vec::with_capacity(groups.len());
-            let mut bases = Vec::with_capacity(groups.len());
-            for &(state, _, _) in groups {
-                self.cache.check(state)?;
-            }
-            for &(state, n, _) in groups {
-                if n == 0 {
-                    preps.push(Vec::new());
-                    bases.push(Arc::new(Vec::new()));
-                    continue;
-                }
-                let prep = self.cache.prepare(&self.model, state, true)?;
-                usage.prompt_tokens += prep.computed_tokens;
-                usage.computed_tokens += prep.computed_tokens;
-                usage.forward_calls += prep.forward_calls;
-                bases.push(
-                    prep.logits
-                        .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?,
-                );
-                preps.push(prep.kv);
-            }
-            let eos = self.tokenizer.eos_token_ids();
-            let max_ctx = self.model.config().context_length;
-            // Row r belongs to group group_of[r]; rows are laid out group after group.
-            let group_of: Vec<usize> = groups
-                .iter()
-                .enumerate()
-                .flat_map(|(g, &(_, n, _))| std::iter::repeat_n(g, n))
-                .collect();
-            let mut rows: Vec<Row> = groups
-                .iter()
-                .flat_map(|&(_, n, seed)| (0..n).map(move |i| (seed, i)))
-                .map(|(seed, i)| Row {
-                    rng: row_rng(seed, i),
-                    tokens: Vec::new(),
-                    logprobs: Vec::new(),
-                    confidences: Vec::new(),
-                    top_logprobs: Vec::new(),
-                    text: String::new(),
-                    finish: None,
+        params.validate()?;
+        let (decode, mut usage) = crate::model::on_pool(|| self.begin(groups, params))?;
+        let decode = match &self.scheduler {
+            Some(s) => s.run(decode)?,
+            None => crate::model::on_pool(|| decode.run_alone(&self.model, &self.tokenizer))?,
+        };
+        usage += decode.usage;
+        let mut out: Vec<Vec<Continuation<KvState>>> = groups
+            .iter()
+            .map(|&(_, n, _)| Vec::with_capacity(n))
+            .collect();
+        for (g, row) in decode.into_rows() {
+            out[g].push(self.finish_row(groups[g].0, row)?);
+        }
+        Ok((out, usage))
+    }
+
+    /// Prepares each group's context (computing what the cache lacks) and sets up its
+    /// rows; returns them with the prefill's bill.
+    fn begin(
+        &self,
+        groups: &[(&KvState, usize, u64)],
+        params: &SampleParams,
+    ) -> Result<(Decode, Usage)> {
+        for &(state, _, _) in groups {
+            self.cache.check(state)?;
+        }
+        let mut usage = Usage::default();
+        let mut prepared = Vec::with_capacity(groups.len());
+        for &(state, n, seed) in groups {
+            if n == 0 {
+                let group = Group {
+                    len: state.len(),
                     kv: Vec::new(),
-                    logits: None,
-                })
-                .collect();
-            let mut active: Vec<usize> = (0..rows.len()).collect();
-            let mut suffix: Option<Vec<LayerKv>> = None;
-            let mut step_logits: Vec<Vec<f32>> = Vec::new();
-            let mut steps = 0usize;
-            loop {
-                let mut keep = Vec::with_capacity(active.len());
-                let mut feed = Vec::with_capacity(active.len());
-                // Each row draws from its own generator, so rows sample in parallel (a
-                // vocabulary-wide softmax per row is a real share of a batched step).
-                let drawn: Vec<(u32, f32)> = {
-                    let mut live: Vec<&mut Row> = rows
-                        .iter_mut()
-                        .enumerate()
-                        .filter(|(i, _)| active.binary_search(i).is_ok())
-                        .map(|(_, row)| row)
-                        .collect();
-                    let draw = |(j, row): (usize, &mut &mut Row)| {
-                        let base = bases[group_of[active[j]]].as_slice();
-                        let logits = step_logits.get(j).map_or(base, Vec::as_slice);
-                        sample_token(logits, params, &mut row.rng)
-                    };
-                    if live.len() > 1 {
-                        live.par_iter_mut().enumerate().map(draw).collect()
-                    } else {
-                        live.iter_mut().enumerate().map(draw).collect()
-                    }
+                    logits: Arc::new(Vec::new()),
                 };
-                for (j, (&r, &(tok, lp))) in active.iter().zip(&drawn).enumerate() {
-                    let base = bases[group_of[r]].as_slice();
-                    let logits: &[f32] = step_logits.get(j).map_or(base, Vec::as_slice);
-                    let pos = groups[group_of[r]].0.len() + steps;
-                    let row = &mut rows[r];
-                    if eos.contains(&tok) {
-                        row.finish = Some(FinishReason::Eos);
-                        row.logits = Some(logits.to_vec());
-                        continue;
-                    }
-                    row.tokens.push(tok);
-                    row.logprobs.push(lp);
-                    if let Some(c) = &params.stop.confidence {
-                        let top = top_logprobs(logits, c.top_k);
-                        row.confidences.push(confidence_of(&top));
-                        row.top_logprobs.push(top);
-                    }
-                    usage.generated_tokens += 1;
-                    let text = self.tokenizer.decode(&row.tokens)?;
-                    if let Some((_, s)) = find_stop(&text, &params.stop.stop_strings) {
-                        // The text runs to the end of the token that completed the stop
-                        // string: cut inside a token (SmolLM2's `ĊĊ` under a `\n` stop)
-                        // it would disagree with the cached tokens the state continues.
-                        row.text = text;
-                        row.finish = Some(FinishReason::Stop(s.to_string()));
-                        continue;
-                    }
-                    row.text = text;
-                    // DeepConf's online stop: this row leaves the batch between two decode
-                    // steps; the others go on unchanged.
-                    if params
-                        .stop
-                        .confidence
-                        .is_some_and(|c| c.should_stop(&row.confidences))
-                    {
-                        row.finish = Some(FinishReason::LowConfidence);
-                        continue;
-                    }
-                    if row.tokens.len() >= params.stop.max_tokens || pos + 1 > max_ctx {
-                        row.finish = Some(FinishReason::MaxTokens);
-                        continue;
-                    }
-                    keep.push(j);
-                    feed.push(tok);
-                }
-                if let Some(kv) = &suffix {
-                    for (j, &r) in active.iter().enumerate() {
-                        if !keep.contains(&j) {
-                            rows[r].kv = take_row(kv, j)?;
-                        }
-                    }
-                }
-                if keep.is_empty() {
-                    break;
-                }
-                if keep.len() < active.len()
-                    && let Some(kv) = suffix.take()
-                {
-                    let idx: Vec<u32> = keep.iter().map(|&j| j as u32).collect();
-                    let idx = Tensor::new(idx.as_slice(), &Device::Cpu)?;
-                    suffix = Some(
-                        kv.iter()
-                            .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
-                            .collect::<Result<_>>()?,
-                    );
-                }
-                active = keep.iter().map(|&j| active[j]).collect();
-                let prefixes: Vec<Option<&[LayerKv]>> = active
-                    .iter()
-                    .map(|&r| Some(preps[group_of[r]].as_slice()))
-                    .collect();
-                let positions: Vec<usize> = active
-                    .iter()
-                    .map(|&r| groups[group_of[r]].0.len() + steps)
-                    .collect();
-                let (logits, kv) =
-                    self.model
-                        .forward_rows(&feed, &prefixes, suffix.as_deref(), &positions)?;
-                steps += 1;
-                suffix = Some(kv);
-                step_logits = logits.to_vec2::<f32>()?;
-                usage.computed_tokens += active.len() as u64;
-                usage.forward_calls += 1;
+                prepared.push((group, 0, seed));
+                continue;
             }
-            let mut out: Vec<Vec<Continuation<KvState>>> = groups
-                .iter()
-                .map(|&(_, n, _)| Vec::with_capacity(n))
-                .collect();
-            for (row, &g) in rows.into_iter().zip(&group_of) {
-                out[g].push(self.finish_row(groups[g].0, row)?);
-            }
-            Ok((out, usage))
-        })
+            let prep = self.cache.prepare(&self.model, state, true)?;
+            usage.prompt_tokens += prep.computed_tokens;
+            usage.computed_tokens += prep.computed_tokens;
+            usage.forward_calls += prep.forward_calls;
+            let logits = prep
+                .logits
+                .ok_or_else(|| Error::KvCache("logits missing after prepare".into()))?;
+            let group = Group {
+                len: state.len(),
+                kv: prep.kv,
+                logits,
+            };
+            prepared.push((group, n, seed));
+        }
+        Ok((Decode::new(params, prepared), usage))
+    }
+
+    /// What the decode scheduler has merged so far (all zero without continuous
+    /// batching).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.scheduler
+            .as_ref()
+            .map(Scheduler::stats)
+            .unwrap_or_default()
     }
 
     fn finish_row(&self, state: &KvState, row: Row) -> Result<Continuation<KvState>> {
@@ -430,15 +324,6 @@ impl LocalEngine {
             state: child,
         })
     }
-}
-
-/// Row `j` of each layer's batched keys/values, copied out so the batch can be freed.
-/// (`Tensor::copy` would clone the whole batch's storage for every row: a finished row of
-/// an 8-row step held 8 rows' keys while the cache counted one.)
-fn take_row(kv: &[LayerKv], j: usize) -> Result<Vec<LayerKv>> {
-    kv.iter()
-        .map(|(k, v)| Ok((k.get(j)?.force_contiguous()?, v.get(j)?.force_contiguous()?)))
-        .collect()
 }
 
 impl Engine for LocalEngine {

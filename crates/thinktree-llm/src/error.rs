@@ -48,6 +48,10 @@ pub enum Error {
     /// position asked for.
     #[error("kv cache: {0}")]
     KvCache(String),
+    /// The engine's decode scheduler (the thread that merges concurrent sampling calls
+    /// into shared forward passes) could not start or has stopped.
+    #[error("decode scheduler: {0}")]
+    Scheduler(String),
     /// An I/O error, with the path involved (writing a test model).
     #[error("{path}: {source}")]
     Io {

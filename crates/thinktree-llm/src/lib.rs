@@ -7,10 +7,19 @@
 //! share the node's prefix without copying it. The cache has a byte budget; evicted nodes
 //! are recomputed from their tokens when needed.
 //!
+//! **One engine serves every thread, and concurrent searches share forward passes.**
+//! Sampling calls made at once from several threads (several searches, problems or
+//! methods) decode through one scheduler that merges their steps into one batched
+//! forward per token, rows joining and leaving between steps (continuous batching); each
+//! call's results are bit for bit what it gets alone. Share the engine (`&LocalEngine`
+//! across `std::thread::scope`, or an `Arc`) and it happens; [`BatchStats`] says how much
+//! was merged.
+//!
 //! Layers, bottom up: `kernels` (the 8-bit block matmul with its scalar reference and
-//! SIMD variant, decode attention in plain loops), [`model`] (config, weights, one struct
+//! SIMD variants, decode attention in plain loops), [`model`] (config, weights, one struct
 //! per transformer block, one layer loop for prefill and decode), [`kv_cache`],
-//! [`sampler`], and [`engine`] tying them to the trait. The tokenizer and chat template
+//! [`sampler`], `decode` (one sampling call's rows between steps), `scheduler` (the
+//! merging of concurrent calls' steps), and [`engine`] tying them to the trait. The tokenizer and chat template
 //! come from `thinktree-gguf`. This crate must never depend on the reasoning layer, the
 //! search core or candle-nn's training code; a library takes a model path (finding and
 //! downloading models is the binaries' business).
@@ -37,22 +46,36 @@
 //! let text = "So the answer is 5.";
 //! let (_, more) = engine.extend(&steps[0].state, text)?;
 //! assert!(more.computed_tokens as usize <= engine.tokenize(text)?.len() + 1);
+//!
+//! // Two searches on two threads share the engine: their decode steps may merge into one
+//! // forward pass, and each gets exactly what it would get alone.
+//! let (a, b) = std::thread::scope(|s| {
+//!     let a = s.spawn(|| engine.sample(&prompt, 2, &params));
+//!     let b = s.spawn(|| engine.sample(&steps[0].state, 3, &params));
+//!     (a.join().expect("thread"), b.join().expect("thread"))
+//! });
+//! let alone = engine.sample(&prompt, 2, &params)?.0;
+//! assert!(a?.0.iter().zip(&alone).all(|(x, y)| x.tokens == y.tokens && x.logprobs == y.logprobs));
+//! assert_eq!(b?.0.len(), 3);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
+mod decode;
 pub mod engine;
 pub mod error;
 mod kernels;
 pub mod kv_cache;
 pub mod model;
 pub mod sampler;
+mod scheduler;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use engine::{EngineOptions, LocalEngine};
 pub use error::{Error, Result};
 pub use model::WeightFormat;
+pub use scheduler::BatchStats;
 
 /// The variant of the 8-bit matmul kernel this process runs (`avxvnni`, `avx2+fma`,
 /// `avx512vnni` or `scalar`), the fastest measured among those the CPU reports, chosen

@@ -6,6 +6,10 @@ use clap::Parser;
 use thinktree::llm::WeightFormat;
 use thinktree::reason::{Method, ScorerSpec};
 
+/// Solves run at once by default: enough rows per decode step to keep a 2-core machine's
+/// kernels busy (docs/PERFORMANCE.md, "Many searches in one forward pass").
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
 /// Evaluate thinktree's reasoning methods on GSM8K-style math word problems.
 ///
 /// Without options it runs MCTS with the default model on the problem set shipped in
@@ -85,9 +89,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Problems solved in parallel (all share one model in memory).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// Solves (problem x method pairs) run at once, sharing one model in memory. In
+    /// process their decode steps merge into shared forward passes (continuous batching):
+    /// more rows per weight read, the same results as one at a time.
+    #[arg(long, alias = "threads", default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
 
     /// GGUF model file (default: models/SmolLM2-135M-Instruct.Q4_1.gguf, or
     /// $THINKTREE_MODEL; fetched with scripts/fetch-model.sh when missing).

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use thinktree::reason::Method;
 use thinktree::reason::answer::answers_match;
 
@@ -29,8 +28,9 @@ pub struct EvalOptions {
     pub out: PathBuf,
     /// Keep `out` and skip the pairs it holds.
     pub resume: bool,
-    /// Problems solved at once.
-    pub threads: usize,
+    /// Solves (problem, method pairs) run at once, each on a thread of its own; on one
+    /// in-process engine their decode steps merge into shared forward passes.
+    pub concurrency: usize,
     /// Directory for per-problem DOT/JSON trees.
     pub export_tree: Option<PathBuf>,
     /// Draw a progress bar.
@@ -47,7 +47,7 @@ impl EvalOptions {
         Self {
             out: args.out.clone(),
             resume: args.resume,
-            threads: args.threads,
+            concurrency: args.concurrency,
             export_tree: args.export_tree.clone(),
             progress: !args.quiet,
             seed: args.seed,
@@ -69,6 +69,28 @@ pub struct EvalOutcome {
     pub summary: Vec<MethodSummary>,
     /// Each method against self-consistency (or the first method) on the same problems.
     pub paired: Vec<Paired>,
+    /// Wall-clock time of the solves run now (all of them, however many ran at once).
+    pub wall: Duration,
+    /// Tokens the solves run now generated.
+    pub generated_now: u64,
+}
+
+impl EvalOutcome {
+    /// The run's throughput line: pairs solved now per minute and generated tokens per
+    /// second of wall time, with every solve running at once counted (the table's speed
+    /// columns are per solve). `None` when nothing was solved.
+    pub fn throughput(&self) -> Option<String> {
+        let s = self.wall.as_secs_f64();
+        (self.solved > 0 && s > 0.0).then(|| {
+            format!(
+                "{} solves in {:.1} s of wall time: {:.2} solves/min, {:.1} generated tok/s",
+                self.solved,
+                s,
+                self.solved as f64 * 60.0 / s,
+                self.generated_now as f64 / s
+            )
+        })
+    }
 }
 
 /// Scores an attempt against the gold answer.
@@ -202,8 +224,8 @@ pub fn evaluate<S: Solver>(
     methods: &[Method],
     opts: &EvalOptions,
 ) -> anyhow::Result<EvalOutcome> {
-    if opts.threads == 0 {
-        bail!("--threads must be at least 1");
+    if opts.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
     }
     if methods.is_empty() {
         bail!("no methods given (use --methods greedy,sc,bon,beam,mcts)");
@@ -322,22 +344,24 @@ pub fn evaluate<S: Solver>(
         }
     };
 
-    // Our own pool, at least as wide as the machine: the model's kernels parallelise
-    // inside whichever rayon pool calls them, so a pool sized to --threads=1 would run
-    // every matmul on one core.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(cores))
-        .build()
-        .context("starting the worker pool")?;
-    pool.install(|| (0..opts.threads).into_par_iter().for_each(worker));
+    // Plain threads, not a rayon pool: a solve blocks while the engine's scheduler decodes
+    // its rows, and the model's other work (prefill, scorers) runs in rayon's global pool,
+    // which blocked workers must not occupy.
+    let worker = &worker;
+    std::thread::scope(|s| {
+        for w in 0..opts.concurrency {
+            s.spawn(move || worker(w));
+        }
+    });
     bar.finish_and_clear();
 
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
     let new_records = new_records.into_inner().unwrap_or_else(|p| p.into_inner());
+    let wall = started.elapsed();
     let solved = new_records.len();
+    let generated_now = new_records.iter().map(|r| r.generated_tokens).sum();
     kept.extend(new_records);
     // Report in dataset order whatever order the workers finished in.
     let order = |r: &Record| {
@@ -362,5 +386,7 @@ pub fn evaluate<S: Solver>(
         solved,
         summary,
         paired,
+        wall,
+        generated_now,
     })
 }

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use thinktree::reason::Method;
+
 use crate::output::{Record, label};
 
 /// Two-sided 95% normal quantile.
@@ -54,8 +56,9 @@ pub struct MethodSummary {
     pub mean_computed: f64,
     /// Mean engine calls per problem.
     pub mean_calls: f64,
-    /// Problems per minute of solve time (single stream: summed per-problem wall time,
-    /// so the figure does not depend on `--threads`).
+    /// Problems per minute of solve time (summed per-solve wall time: one solve's
+    /// latency; with `--concurrency` above 1 solves overlap, and the run's throughput is
+    /// [`crate::evaluate::EvalOutcome::throughput`]).
     pub problems_per_min: f64,
     /// Generated tokens per second of solve time.
     pub tokens_per_s: f64,
@@ -304,7 +307,8 @@ pub fn reflection_table(records: &[Record]) -> String {
     s
 }
 
-/// The methods of `records` ([`Record::label`]s) in order of first appearance, all
+/// The methods of `records` ([`Record::label`]s): known methods in `Method::ALL` order,
+/// others in order of first appearance; all
 /// budgets of a method together, smallest first.
 pub fn methods_of(records: &[Record]) -> Vec<String> {
     let mut keys: Vec<(String, Option<usize>)> = Vec::new();
@@ -313,13 +317,25 @@ pub fn methods_of(records: &[Record]) -> Vec<String> {
             keys.push((r.method.clone(), r.budget));
         }
     }
+    // Known methods in the order `--methods` documents them (a file written by concurrent
+    // solves holds them in finishing order), others after them as they first appear.
     let order: Vec<String> = keys.iter().fold(Vec::new(), |mut o, (m, _)| {
         if !o.contains(m) {
             o.push(m.clone());
         }
         o
     });
-    keys.sort_by_key(|(m, b)| (order.iter().position(|x| x == m), *b));
+    let rank = |m: &String| {
+        let known = m
+            .parse::<Method>()
+            .ok()
+            .and_then(|k| Method::ALL.iter().position(|x| *x == k));
+        (
+            known.unwrap_or(usize::MAX),
+            order.iter().position(|x| x == m),
+        )
+    };
+    keys.sort_by_key(|(m, b)| (rank(m), *b));
     keys.iter()
         .map(|(method, budget)| label(method, *budget))
         .collect()

@@ -14,7 +14,7 @@ use crate::data::{DEFAULT_NAME, Problem, load, select};
 use crate::evaluate::{EvalOptions, EvalOutcome, evaluate};
 use crate::journal::{read_existing, sibling, write_file};
 use crate::model_path::{ensure_default_model, resolve_model_path};
-use crate::output::Record;
+use crate::output::{Record, label};
 use crate::plot::plot_accuracy_vs_tokens;
 use crate::report::{
     MethodSummary, Paired, markdown_table, methods_of, paired, paired_table, reflection_table,
@@ -128,7 +128,18 @@ pub fn run_cli(args: &Args) -> anyhow::Result<(EvalOutcome, ReportFiles)> {
         opts = opts.chat_template(t);
     }
     let engine = LocalEngine::load(&model_path, opts)?;
-    run_with(&engine, configs, &methods, &problems, args)
+    let done = run_with(&engine, configs, &methods, &problems, args)?;
+    let b = engine.batch_stats();
+    if !args.quiet && b.steps > 0 {
+        eprintln!(
+            "decode: {} forward steps, {} shared by several solves (up to {} at once), {:.1} rows a step",
+            b.steps,
+            b.merged_steps,
+            b.most_calls,
+            b.rows as f64 / b.steps as f64
+        );
+    }
+    Ok(done)
 }
 
 /// Evaluates on `engine` and writes the reports.
@@ -154,11 +165,11 @@ fn run_with<E: Engine>(
     if !args.quiet {
         let names: Vec<String> = methods.iter().map(Method::to_string).collect();
         eprintln!(
-            "{} problems from {dataset} (offset {}), methods {}, {} thread(s)",
+            "{} problems from {dataset} (offset {}), methods {}, {} at once",
             problems.len(),
             args.offset,
             names.join(","),
-            args.threads
+            args.concurrency
         );
     }
     let outcome = match &solver {
@@ -191,6 +202,7 @@ fn evaluate_budgets<E: Engine>(
     args: &Args,
 ) -> anyhow::Result<EvalOutcome> {
     let (mut records, mut solved, mut skipped) = (Vec::new(), 0, 0);
+    let (mut wall, mut generated_now) = (std::time::Duration::ZERO, 0);
     for &budget in &args.budgets {
         let at = args.at_budget(budget);
         if !args.quiet {
@@ -205,14 +217,24 @@ fn evaluate_budgets<E: Engine>(
         records.extend(outcome.records);
         solved += outcome.solved;
         skipped += outcome.skipped;
+        wall += outcome.wall;
+        generated_now += outcome.generated_now;
     }
-    let labels = methods_of(&records);
+    // Rows in the order asked for: method by method, budgets ascending.
+    let mut budgets = args.budgets.clone();
+    budgets.sort_unstable();
+    let labels: Vec<String> = methods
+        .iter()
+        .flat_map(|m| budgets.iter().map(move |&b| label(&m.to_string(), Some(b))))
+        .collect();
     Ok(EvalOutcome {
         summary: summarize(&records, &labels),
         paired: paired(&records, &labels),
         records,
         skipped,
         solved,
+        wall,
+        generated_now,
     })
 }
 

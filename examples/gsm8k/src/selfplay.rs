@@ -11,8 +11,10 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::data::{load, select};
+use crate::data::{Problem, load, select};
 use crate::journal::{Entry, Journal, Start};
 use crate::model_path::{ensure_default_model, resolve_model_path};
 use crate::solver::problem_seed;
@@ -75,6 +77,10 @@ pub struct Args {
     /// Base seed (each problem derives its own from its id).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Problems solved at once, sharing one model: their decode steps merge into shared
+    /// forward passes, and each problem's records are what it gets alone.
+    #[arg(long, default_value_t = crate::cli::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
     /// GGUF model (default: SmolLM2-135M-Instruct in models/, or $THINKTREE_MODEL).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -190,7 +196,7 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     // One scorer for the whole run (a `prm:` judge model is loaded once).
     let scorer = thinktree::scorers::build::<LocalEngine>(&cfg.scorer, &cfg)?;
     let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
-    let mut records_file = open(&args.out).with_context(|| args.out.display().to_string())?;
+    let records_file = open(&args.out).with_context(|| args.out.display().to_string())?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -199,8 +205,27 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     bar.set_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} problems [{elapsed_precise}<{eta_precise}] {msg}",
     )?);
-    let (mut solved, mut right, mut steps, mut pairs) = (0usize, 0usize, 0usize, 0usize);
-    for p in &todo {
+    // Problems are solved `--concurrency` at once, each on a thread of its own (the
+    // engine merges their decode steps); each problem's records and log line are written
+    // together, under one lock, as it finishes.
+    struct Tally {
+        records_file: File,
+        solved: usize,
+        right: usize,
+        steps: usize,
+        pairs: usize,
+        failure: Option<anyhow::Error>,
+    }
+    let tally = Mutex::new(Tally {
+        records_file,
+        solved: 0,
+        right: 0,
+        steps: 0,
+        pairs: 0,
+        failure: None,
+    });
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let solve = |p: &Problem| -> anyhow::Result<(ProblemLine, Vec<Record>)> {
         let cfg = SolveConfig {
             seed: problem_seed(args.seed, &p.id),
             ..cfg.clone()
@@ -236,17 +261,53 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
             rollout_generated_tokens: play.rollout_usage.generated_tokens,
             rollout_computed_tokens: play.rollout_usage.computed_tokens,
         };
-        write_records(&mut records_file, records)?;
-        log_journal.write(&line)?;
-        solved += 1;
-        right += usize::from(correct);
-        steps += n_steps;
-        pairs += records.len() - n_steps;
-        bar.set_message(format!(
-            "{right}/{solved} right, {steps} steps, {pairs} pairs"
-        ));
-        bar.inc(1);
+        Ok((line, play.records))
+    };
+    let worker = || {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(p) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let done = solve(p);
+            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let written = done.and_then(|(line, records)| {
+                write_records(&mut t.records_file, &records)?;
+                log_journal.write(&line)?;
+                Ok((line, records.len()))
+            });
+            match written {
+                Ok((line, n_records)) => {
+                    t.solved += 1;
+                    t.right += usize::from(line.correct);
+                    t.steps += line.step_records;
+                    t.pairs += n_records - line.step_records;
+                    bar.set_message(format!(
+                        "{}/{} right, {} steps, {} pairs",
+                        t.right, t.solved, t.steps, t.pairs
+                    ));
+                    bar.inc(1);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    t.failure.get_or_insert(e);
+                }
+            }
+        }
+    };
+    let worker = &worker;
+    std::thread::scope(|s| {
+        for _ in 0..args.concurrency.max(1) {
+            s.spawn(worker);
+        }
+    });
+    let t = tally.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = t.failure {
+        return Err(e);
     }
+    let (solved, right, steps, pairs) = (t.solved, t.right, t.steps, t.pairs);
     bar.finish();
     Ok(format!(
         "selfplay: {solved} problems solved now ({right} right), {steps} step records and {pairs} pairs appended to {} (log: {})",

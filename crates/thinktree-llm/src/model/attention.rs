@@ -18,14 +18,14 @@ impl Model {
     /// Attention for `t` new tokens per row (`h` is `(rows, t, embedding)`), rotated by
     /// `ctx.cos` / `ctx.sin`, on top of each row's prefix
     /// `ctx.prefixes[r]` (shared by every row that continues the same context) and the
-    /// rows' own keys `ctx.suffix` (the same length for every row). Returns the attention
-    /// output projected by `wo` and the rows' own keys/values extended by the new tokens.
+    /// rows' own keys, run by run (`ctx.runs`). Returns the attention output projected by
+    /// `wo` and, per run, the rows' own keys/values extended by the new tokens.
     pub(super) fn attention(
         &self,
         layer: &Block,
         h: &Tensor,
         ctx: &Context<'_>,
-    ) -> Result<(Tensor, LayerKv)> {
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
         let (rows, t, _) = h.dims3()?;
         let d = attention::Dims {
             rows,
@@ -72,20 +72,6 @@ impl Model {
             attention::rope_in_place(qr, d.head_dim, cos, sin, self.cfg.rope_neox);
             attention::rope_in_place(kr, d.head_dim, cos, sin, self.cfg.rope_neox);
         }
-        let s = match ctx.suffix {
-            Some((sk, _)) => sk.dim(2)?,
-            None => 0,
-        };
-        let (own_k, own_v) = match ctx.suffix {
-            Some((sk, sv)) => (
-                attention::with_f32(sk, |x| attention::append_own(Some(x), s, &k, t, d))?,
-                attention::with_f32(sv, |x| attention::append_own(Some(x), s, &v, t, d))?,
-            ),
-            None => (
-                attention::append_own(None, 0, &k, t, d),
-                attention::append_own(None, 0, &v, t, d),
-            ),
-        };
         // Each distinct prefix is made contiguous once and read in place by all its rows.
         let mut distinct: Vec<(&LayerKv, Tensor, Tensor)> = Vec::new();
         let mut which: Vec<Option<usize>> = Vec::with_capacity(rows);
@@ -115,14 +101,53 @@ impl Model {
             .iter()
             .map(|w| w.and_then(|i| views.get(i).copied()))
             .collect();
-        let y = attention::attend(&q, &row_prefix, (&own_k, &own_v), s, t, d);
+        // Runs of rows with their own keys of one length each (one run unless the steps of
+        // several searches were merged): every (row, query, head) is computed by the same
+        // code whatever run it is in, so merging never changes a row's bits.
+        if ctx.runs.iter().map(|&(n, _)| n).sum::<usize>() != rows {
+            return Err(Error::Shape(
+                "attention runs do not cover the rows exactly".into(),
+            ));
+        }
+        let mut y = Vec::with_capacity(rows * t * qw);
+        let mut own = Vec::with_capacity(ctx.runs.len());
+        let mut r0 = 0;
+        for &(n, suffix) in &ctx.runs {
+            let dr = attention::Dims { rows: n, ..d };
+            let (q, k, v) = (
+                &q[r0 * t * qw..(r0 + n) * t * qw],
+                &k[r0 * t * kw..(r0 + n) * t * kw],
+                &v[r0 * t * kw..(r0 + n) * t * kw],
+            );
+            let s = match suffix {
+                Some((sk, _)) => sk.dim(2)?,
+                None => 0,
+            };
+            let (own_k, own_v) = match suffix {
+                Some((sk, sv)) => (
+                    attention::with_f32(sk, |x| attention::append_own(Some(x), s, k, t, dr))?,
+                    attention::with_f32(sv, |x| attention::append_own(Some(x), s, v, t, dr))?,
+                ),
+                None => (
+                    attention::append_own(None, 0, k, t, dr),
+                    attention::append_own(None, 0, v, t, dr),
+                ),
+            };
+            y.extend(attention::attend(
+                q,
+                &row_prefix[r0..r0 + n],
+                (&own_k, &own_v),
+                s,
+                t,
+                dr,
+            ));
+            own.push((
+                attention::own_tensor(own_k, dr, s + t)?,
+                attention::own_tensor(own_v, dr, s + t)?,
+            ));
+            r0 += n;
+        }
         let y = Tensor::from_vec(y, (rows, t, d.n_head * d.head_dim), &Device::Cpu)?;
-        Ok((
-            layer.wo.forward(&y)?,
-            (
-                attention::own_tensor(own_k, d, s + t)?,
-                attention::own_tensor(own_v, d, s + t)?,
-            ),
-        ))
+        Ok((layer.wo.forward(&y)?, own))
     }
 }

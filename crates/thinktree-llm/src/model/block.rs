@@ -40,8 +40,10 @@ pub(crate) struct Block {
 pub(super) struct Context<'a> {
     /// Each row's shared prefix keys/values for this layer.
     pub(super) prefixes: Vec<Option<&'a LayerKv>>,
-    /// The rows' own keys/values for this layer (the same length for every row).
-    pub(super) suffix: Option<&'a LayerKv>,
+    /// Runs of consecutive rows and their own keys/values for this layer: `(rows, keys)`,
+    /// the same own length for every row of a run. One run for a prefill or one search's
+    /// step; one per search when the steps of several searches are merged.
+    pub(super) runs: Vec<(usize, Option<&'a LayerKv>)>,
     /// Rotary cosines and sines of every (row, new token), `head_dim / 2` each, per kind
     /// of layer (a block reads `ropes[block.rope]`).
     pub(super) ropes: &'a [RopeRows],
@@ -49,14 +51,14 @@ pub(super) struct Context<'a> {
 
 impl Block {
     /// `x + attn(norm x)`, then `x + mlp(norm x)` (Gemma 3 also normalises each branch's
-    /// output); returns the new residual stream and the rows' own keys/values extended by
-    /// the new tokens.
+    /// output); returns the new residual stream and, per run of rows, their own
+    /// keys/values extended by the new tokens.
     pub(super) fn forward(
         &self,
         m: &Model,
         x: Tensor,
         ctx: &Context<'_>,
-    ) -> Result<(Tensor, LayerKv)> {
+    ) -> Result<(Tensor, Vec<LayerKv>)> {
         let eps = m.cfg.rms_eps;
         let h = candle_nn::ops::rms_norm(&x, &self.attn_norm, eps)?;
         let (mut a, kv) = m.attention(self, &h, ctx)?;

@@ -10,6 +10,20 @@ use crate::error::{Error, Result};
 use super::block::Context;
 use super::{LayerKv, Model, ModelConfig, on_pool};
 
+/// One search's rows in a merged decode step ([`Model::forward_steps`]): the arguments of
+/// [`Model::forward_rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct RowStep<'a> {
+    /// One token per row.
+    pub tokens: &'a [u32],
+    /// Each row's shared prefix keys/values (per layer `(kv_heads, P_r, head_dim)`).
+    pub prefixes: &'a [Option<&'a [LayerKv]>],
+    /// The rows' own keys/values (per layer `(rows, kv_heads, S, head_dim)`).
+    pub suffix: Option<&'a [LayerKv]>,
+    /// Each row's position (`P_r + S`).
+    pub positions: &'a [usize],
+}
+
 impl Model {
     /// Runs `tokens` (`rows` x `t`, all rows at positions `pos..pos + t`) through the model.
     ///
@@ -62,14 +76,14 @@ impl Model {
             let x = self.embed(&ids)?;
             let positions = vec![pos; rows];
             let ropes = self.rope_rows(&positions, t);
-            let (x, new_kv) = self.run_blocks(x, |i| Context {
+            let (x, mut new_kv) = self.run_blocks(x, 1, |i| Context {
                 prefixes: vec![prefix.and_then(|p| p.get(i)); rows],
-                suffix: suffix.and_then(|s| s.get(i)),
+                runs: vec![(rows, suffix.and_then(|s| s.get(i)))],
                 ropes: &ropes,
             })?;
             let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
             let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
-            Ok((last, new_kv))
+            Ok((last, new_kv.pop().unwrap_or_default()))
         })
     }
 
@@ -86,34 +100,77 @@ impl Model {
         suffix: Option<&[LayerKv]>,
         positions: &[usize],
     ) -> Result<(Tensor, Vec<LayerKv>)> {
+        let step = RowStep {
+            tokens,
+            prefixes,
+            suffix,
+            positions,
+        };
+        self.forward_steps(&[step])?
+            .pop()
+            .ok_or_else(|| Error::Shape("forward_rows lost its step".into()))
+    }
+
+    /// The decode steps of several searches merged into one forward pass: every
+    /// projection reads its weights once for all their rows, while each step keeps its
+    /// own rows' keys (of its own length `S`). Returns, per step, what
+    /// [`Model::forward_rows`] returns for it alone, bit for bit (the kernels compute each
+    /// row by the same instructions whatever the batch around it).
+    pub fn forward_steps(&self, steps: &[RowStep<'_>]) -> Result<Vec<(Tensor, Vec<LayerKv>)>> {
         on_pool(|| {
+            for step in steps {
+                self.check_step(step)?;
+            }
+            let tokens: Vec<u32> = steps.iter().flat_map(|s| s.tokens).copied().collect();
+            let positions: Vec<usize> = steps.iter().flat_map(|s| s.positions).copied().collect();
             let rows = tokens.len();
-            if rows == 0 || prefixes.len() != rows || positions.len() != rows {
-                return Err(Error::Shape(
-                    "forward_rows needs one prefix and one position per token".into(),
-                ));
-            }
-            self.check_vocab(tokens)?;
-            for (p, &pos) in prefixes.iter().zip(positions) {
-                if pos + 1 > self.cfg.context_length {
-                    return Err(Error::ContextOverflow {
-                        len: pos + 1,
-                        max: self.cfg.context_length,
-                    });
-                }
-                self.check_position(pos, *p, suffix)?;
-            }
-            let ids = Tensor::from_vec(tokens.to_vec(), (rows, 1), &Device::Cpu)?;
+            let ids = Tensor::from_vec(tokens, (rows, 1), &Device::Cpu)?;
             let x = self.embed(&ids)?;
-            let ropes = self.rope_rows(positions, 1);
-            let (x, new_kv) = self.run_blocks(x, |i| Context {
-                prefixes: prefixes.iter().map(|p| p.and_then(|p| p.get(i))).collect(),
-                suffix: suffix.and_then(|s| s.get(i)),
+            let ropes = self.rope_rows(&positions, 1);
+            let (x, new_kv) = self.run_blocks(x, steps.len(), |i| Context {
+                prefixes: steps
+                    .iter()
+                    .flat_map(|s| s.prefixes)
+                    .map(|p| p.and_then(|p| p.get(i)))
+                    .collect(),
+                runs: steps
+                    .iter()
+                    .map(|s| (s.tokens.len(), s.suffix.and_then(|kv| kv.get(i))))
+                    .collect(),
                 ropes: &ropes,
             })?;
             let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
-            Ok((self.output.forward(&last)?, new_kv))
+            let logits = self.output.forward(&last)?;
+            let mut out = Vec::with_capacity(steps.len());
+            let mut r0 = 0;
+            for (step, kv) in steps.iter().zip(new_kv) {
+                let n = step.tokens.len();
+                out.push((logits.narrow(0, r0, n)?, kv));
+                r0 += n;
+            }
+            Ok(out)
         })
+    }
+
+    /// The checks [`Model::forward_steps`] makes on one step before any arithmetic.
+    fn check_step(&self, step: &RowStep<'_>) -> Result<()> {
+        let rows = step.tokens.len();
+        if rows == 0 || step.prefixes.len() != rows || step.positions.len() != rows {
+            return Err(Error::Shape(
+                "a decode step needs one prefix and one position per token".into(),
+            ));
+        }
+        self.check_vocab(step.tokens)?;
+        for (p, &pos) in step.prefixes.iter().zip(step.positions) {
+            if pos + 1 > self.cfg.context_length {
+                return Err(Error::ContextOverflow {
+                    len: pos + 1,
+                    max: self.cfg.context_length,
+                });
+            }
+            self.check_position(pos, *p, step.suffix)?;
+        }
+        Ok(())
     }
 
     /// The token embeddings of `ids` (scaled for Gemma).
@@ -126,16 +183,27 @@ impl Model {
     }
 
     /// The one layer loop, shared by prefill and decode: every block in turn, each
-    /// reading its context from `ctx(layer index)`.
+    /// reading its context from `ctx(layer index)`. Returns the residual stream and, for
+    /// each of the `runs` runs of rows, their own keys/values of every layer.
     fn run_blocks<'a>(
         &self,
         mut x: Tensor,
+        runs: usize,
         ctx: impl Fn(usize) -> Context<'a>,
-    ) -> Result<(Tensor, Vec<LayerKv>)> {
-        let mut new_kv = Vec::with_capacity(self.blocks.len());
+    ) -> Result<(Tensor, Vec<Vec<LayerKv>>)> {
+        let mut new_kv: Vec<Vec<LayerKv>> = (0..runs)
+            .map(|_| Vec::with_capacity(self.blocks.len()))
+            .collect();
         for (i, block) in self.blocks.iter().enumerate() {
             let (y, kv) = block.forward(self, x, &ctx(i))?;
-            new_kv.push(kv);
+            if kv.len() != runs {
+                return Err(Error::Shape(
+                    "a block returned the wrong number of runs".into(),
+                ));
+            }
+            for (run, layer) in new_kv.iter_mut().zip(kv) {
+                run.push(layer);
+            }
             x = y;
         }
         Ok((x, new_kv))

@@ -27,6 +27,7 @@ use crate::kernels::linear::Linear;
 
 use block::Block;
 pub use config::ModelConfig;
+pub use forward::RowStep;
 pub use weights::WeightFormat;
 
 /// Per-layer keys and values: `(k, v)`, each `(kv_heads, len, head_dim)` for one sequence or

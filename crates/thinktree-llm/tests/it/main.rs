@@ -2,6 +2,7 @@
 //!
 //! One test binary per crate: each topic is a module here.
 
+mod concurrent;
 mod engine_gemma;
 mod engine_smollm2;
 mod engine_tiny;

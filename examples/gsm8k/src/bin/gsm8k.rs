@@ -34,6 +34,9 @@ fn main() -> ExitCode {
         println!("{}", markdown_table(&outcome.summary));
         println!("{}", paired_table(&outcome.paired));
         print!("{}", reflection_table(&outcome.records));
+        if let Some(line) = outcome.throughput() {
+            println!("{line} ({} at once)", args.concurrency);
+        }
         println!(
             "{} solved now, {} already in {} | results: {} | table: {} | plot: {}",
             outcome.solved,

@@ -11,7 +11,7 @@ fn defaults_run_mcts_on_the_shipped_set() {
     assert!(a.data.is_none());
     assert_eq!(a.offset, 0);
     assert_eq!(a.limit, None);
-    assert_eq!(a.threads, 1);
+    assert_eq!(a.concurrency, thinktree_gsm8k::cli::DEFAULT_CONCURRENCY);
     assert_eq!(a.out.to_str(), Some("results.jsonl"));
     assert!(!a.resume);
 }
@@ -38,7 +38,7 @@ fn all_options_parse() {
         "confidence:0.5,verifier:0.5",
         "--seed",
         "42",
-        "--threads",
+        "--concurrency",
         "2",
         "--model",
         "m.gguf",
@@ -58,7 +58,7 @@ fn all_options_parse() {
         (Some(12), Some(5), Some(900))
     );
     assert!(matches!(a.scorer, Some(ScorerSpec::Weighted(ref parts)) if parts.len() == 2));
-    assert_eq!((a.seed, a.threads), (42, 2));
+    assert_eq!((a.seed, a.concurrency), (42, 2));
     assert!(a.resume && a.quiet);
     assert_eq!(
         a.export_tree.as_deref().and_then(|p| p.to_str()),
@@ -85,5 +85,8 @@ fn unknown_method_is_a_clear_error() {
 fn bad_scorer_and_bad_numbers_are_errors() {
     assert!(Args::try_parse_from(["gsm8k", "--scorer", "oracle"]).is_err());
     assert!(Args::try_parse_from(["gsm8k", "--limit", "-3"]).is_err());
-    assert!(Args::try_parse_from(["gsm8k", "--threads", "many"]).is_err());
+    assert!(Args::try_parse_from(["gsm8k", "--concurrency", "many"]).is_err());
+    // `--threads`, the flag's old name, still works.
+    let a = Args::try_parse_from(["gsm8k", "--threads", "3"]).unwrap();
+    assert_eq!(a.concurrency, 3);
 }

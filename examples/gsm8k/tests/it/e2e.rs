@@ -186,12 +186,14 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(msg.contains("http://"), "{msg}");
 }
 
-/// A result never depends on cache pressure or on `--threads`: a run whose KV budget
-/// forces evictions, and a run on two threads, give the answers, generated tokens, paths
-/// and candidates of a one-thread run with the default cache (recomputed tokens are
-/// billed as computed, so only `computed_tokens` may differ under eviction).
+/// A result never depends on cache pressure or on `--concurrency`: a run whose KV budget
+/// forces evictions, and runs of two and eight solves at once (their decode steps merged
+/// into shared forward passes), give the answers, generated tokens, paths and candidates
+/// of a one-at-a-time run with the default cache (recomputed tokens are billed as
+/// computed, so only `computed_tokens` may differ under eviction, or when concurrent
+/// solves of one problem each compute its prompt).
 #[test]
-fn evictions_and_threads_never_change_the_results() {
+fn evictions_and_concurrency_never_change_the_results() {
     let (dir, model, data) = setup();
     let run = |name: &str, extra: &[&str]| -> Vec<Record> {
         let out = dir.path().join(name);
@@ -233,15 +235,17 @@ fn evictions_and_threads_never_change_the_results() {
             r.candidates.clone(),
         )
     };
-    let base = run("out-one.jsonl", &["--threads", "1"]);
+    let base = run("out-one.jsonl", &["--concurrency", "1"]);
     let two = run("out-two.jsonl", &["--threads", "2"]);
+    let eight = run("out-eight.jsonl", &["--concurrency", "8"]);
     let tight = run(
         "out-tight.jsonl",
-        &["--threads", "1", "--kv-budget-mb", "0"],
+        &["--concurrency", "1", "--kv-budget-mb", "0"],
     );
     assert_eq!(base.len(), 8);
     let base: Vec<_> = base.iter().map(key).collect();
     assert_eq!(base, two.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(base, eight.iter().map(key).collect::<Vec<_>>());
     assert_eq!(base, tight.iter().map(key).collect::<Vec<_>>());
     // The tight run really recomputed.
     let computed = |rs: &[Record]| rs.iter().map(|r| r.computed_tokens).sum::<u64>();

@@ -83,7 +83,7 @@ fn opts(out: &Path, resume: bool, threads: usize) -> EvalOptions {
     EvalOptions {
         out: out.to_path_buf(),
         resume,
-        threads,
+        concurrency: threads,
         export_tree: None,
         progress: false,
         seed: 7,

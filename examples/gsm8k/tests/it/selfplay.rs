@@ -87,6 +87,30 @@ fn selfplay_then_train_value_then_search_with_the_learned_value() {
     let recs = read_records(&records).unwrap();
     assert!(recs.iter().any(|r| r.problem() == "train:2"));
 
+    // Solved one at a time in one go, the problems give the same records and log lines
+    // (the runs above solved them several at once, in two goes).
+    let alone = dir.path().join("alone/records.jsonl");
+    std::fs::create_dir_all(alone.parent().unwrap()).unwrap();
+    let mut one = common.to_vec();
+    let at = one.len() - 2;
+    one[at] = s(&alone);
+    one.extend(["--concurrency", "1"]);
+    ok(&run(selfplay, &one));
+    let sorted = |p: &Path| {
+        let mut lines: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&alone), sorted(&records));
+    assert_eq!(
+        sorted(&dir.path().join("alone/records.problems.jsonl")),
+        sorted(&log)
+    );
+
     // Train a head on the records.
     let weights = dir.path().join("play/value.safetensors");
     let text = ok(&run(
