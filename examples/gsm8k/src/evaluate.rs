@@ -144,6 +144,7 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
         error: None,
         budget: None,
         reflection,
+        concurrency: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn error_record(problem: &Problem, method: Method, wall: Duration, e: &anyhow::E
         error: Some(format!("{e:#}")),
         budget: None,
         reflection: None,
+        concurrency: None,
     }
 }
 
@@ -320,6 +322,7 @@ pub fn evaluate<S: Solver>(
                 }
             };
             record.budget = opts.budget;
+            record.concurrency = Some(opts.concurrency);
             // Nothing is written after the first failed write (the pair is redone on
             // resume): the run stops there.
             if stop.load(Ordering::Relaxed) {

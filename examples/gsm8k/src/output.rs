@@ -47,6 +47,11 @@ pub struct Record {
     /// What `--reflect` did to this solve's chains (absent without reflection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reflection: Option<Reflections>,
+    /// Solves the run kept going at once (`--concurrency`; absent in files written before
+    /// it existed, which ran one at a time): `wall_ms` is this solve's latency, and
+    /// `wall_ms / concurrency` its share of the run's wall time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
 }
 
 /// Chains of one solve that reflected (Marco-o1's "Wait! Maybe I made some mistakes!"),

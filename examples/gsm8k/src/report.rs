@@ -56,9 +56,11 @@ pub struct MethodSummary {
     pub mean_computed: f64,
     /// Mean engine calls per problem.
     pub mean_calls: f64,
-    /// Problems per minute of solve time (summed per-solve wall time: one solve's
-    /// latency; with `--concurrency` above 1 solves overlap, and the run's throughput is
-    /// [`crate::evaluate::EvalOutcome::throughput`]).
+    /// Problems per minute of the run's wall time spent on this method: each solve's
+    /// latency divided by the solves running at once (`--concurrency`), summed. Exact for
+    /// one at a time; with several, slightly above the run's own rate (the tail of a run
+    /// has fewer solves going than the setting), which
+    /// [`crate::evaluate::EvalOutcome::throughput`] measures.
     pub problems_per_min: f64,
     /// Generated tokens per second of solve time.
     pub tokens_per_s: f64,
@@ -80,7 +82,13 @@ pub fn summarize(records: &[Record], methods: &[String]) -> Vec<MethodSummary> {
             let generated: u64 = rs.iter().map(|r| r.generated_tokens).sum();
             let comp: u64 = rs.iter().map(|r| r.computed_tokens).sum();
             let calls: u64 = rs.iter().map(|r| r.model_calls).sum();
-            let wall_s: f64 = rs.iter().map(|r| r.wall_ms).sum::<f64>() / 1000.0;
+            // Each solve's share of the run's wall time: its latency over the solves
+            // running at once (exact for a run of one at a time).
+            let wall_s: f64 = rs
+                .iter()
+                .map(|r| r.wall_ms / r.concurrency.unwrap_or(1).max(1) as f64)
+                .sum::<f64>()
+                / 1000.0;
             let mean = |total: u64| if n == 0 { 0.0 } else { total as f64 / n as f64 };
             let rate = |x: f64| if wall_s > 0.0 { x / wall_s } else { 0.0 };
             MethodSummary {

@@ -116,10 +116,13 @@ pub(super) struct Bytes {
     pub(super) d: Vec<f32>,
     pub(super) m: Option<Vec<f32>>,
     /// Every value is >= 0 (unpacked Q4_1): the unsigned-by-signed multiply takes the
-    /// weights as they are, with no sign transfer.
+    /// weights as they are, with no sign transfer. (The x86 kernels' shortcuts: NEON's
+    /// widening multiply needs neither flag.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) nonneg: bool,
     /// Every |value| <= 16 (4-bit formats): a block's pairwise products can be summed in
     /// 16-bit lanes without overflow (8 groups x 2 x 16 x 127 < 2^15).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) narrow: bool,
 }
 
@@ -744,6 +747,9 @@ mod tests {
     /// panel; the 4-bit formats in both layouts, the nibbles giving the bytes' bits.
     #[test]
     fn simd_and_scalar_paths_agree_bitwise() {
+        // Every aarch64 CPU (and qemu) has NEON: its variant must be among those tested.
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(Level::detect().name(), "neon");
         let (rows, cols, n) = (21, 96, 3);
         let wt = Tensor::from_vec(pseudo(rows * cols, 8), (rows, cols), &Device::Cpu).unwrap();
         let x = pseudo(n * cols, 10);

@@ -17,6 +17,12 @@
 //! the unaligned vector loads and stores, each on a slice whose length is checked by the
 //! types (`[i8; 32]`, `[u8; 32]`, `[[i8; 32]; 2]`, `[[u8; 32]; 2]`, `[f32; 8]`, `[u16; 8]`).
 //!
+//! On aarch64 there is one variant, `neon` (baseline NEON, so every aarch64 CPU runs it:
+//! `smull` byte products widened to 16 bits, `sadalp` pair sums accumulated in 32 bits,
+//! one `addp` per block to finish each output's sum; then the same float steps as
+//! scalar). It is built and its bit-identity test run under qemu
+//! (`scripts/test-aarch64.sh`); it has not been timed on real ARM hardware.
+//!
 //! Variants (x86-64), in the order they are preferred (measured; see [`Level::supported`]):
 //! - `avxvnni`: the AVX2 layout with `vpdpbusd` on 256 bits (a 4-byte dot product and
 //!   its accumulation in one instruction).
@@ -53,6 +59,8 @@ enum Isa {
     AvxVnni,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Level {
@@ -80,6 +88,10 @@ impl Level {
                     out.push(Level(Isa::Avx512Vnni));
                 }
             }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            out.push(Level(Isa::Neon));
         }
         out.push(Level::SCALAR);
         out
@@ -114,6 +126,8 @@ impl Level {
             Isa::AvxVnni => "avxvnni",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => "avx512vnni",
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => "neon",
         }
     }
 }
@@ -146,6 +160,12 @@ pub(crate) fn panel_tile(
             // SAFETY: made by `Level::supported` only after AVX2, FMA, AVX-512F/BW and
             // AVX-512 VNNI were detected.
             unsafe { x86::avx512vnni::panel_tile(w, panel, acts, n, tile) }
+        }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => {
+            // SAFETY: made by `Level::supported` only after `is_aarch64_feature_detected!`
+            // reported NEON on this CPU.
+            unsafe { arm::neon::panel_tile(w, panel, acts, n, tile) }
         }
         Isa::Scalar => {
             for r in 0..n {
@@ -786,5 +806,256 @@ mod x86 {
     fn load_i8(v: &[i8; BLOCK]) -> __m256i {
         // SAFETY: `v` is exactly 32 readable bytes; the load is unaligned.
         unsafe { std::arch::x86_64::_mm256_loadu_si256(v.as_ptr().cast()) }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    /// Baseline NEON: per 4-input group, four `smull` (8 byte products each, two outputs'
+    /// worth) accumulated pairwise into 32-bit lanes by `sadalp`, so each of the four
+    /// accumulators holds two partial sums of two outputs; one `addp` pair per block
+    /// gives the 8 outputs' exact sums. The float steps are scalar's, lane by lane:
+    /// `fmla` is the fused `mul_add`, `fcvt`/`scvtf` round to nearest like `as f32`.
+    pub(super) mod neon {
+        use std::arch::aarch64::{
+            float32x4_t, int8x8_t, int16x8_t, int32x4_t, vaddq_f32, vandq_u8, vcvtq_f32_s32,
+            vdup_n_s32, vdupq_n_f32, vdupq_n_s32, vdupq_n_u8, vfmaq_f32, vfmaq_n_f32, vget_high_s8,
+            vget_low_s8, vld1q_f32, vld1q_s8, vld1q_u8, vmull_s8, vmulq_n_f32, vpadalq_s16,
+            vpaddq_s32, vreinterpret_s8_s32, vreinterpretq_s8_u8, vshrq_n_u8, vst1q_f32, vsubq_s32,
+        };
+
+        use half::f16;
+
+        use super::super::super::int8::{
+            BLOCK, Bytes, GROUPS, Int8Matrix, Nibbles, PAIRS, PANEL, QuantRows, Weights,
+        };
+
+        /// [`super::super::panel_tile`] in this variant, row by row.
+        ///
+        /// # Safety
+        /// The CPU must support NEON.
+        #[target_feature(enable = "neon")]
+        pub(in super::super) unsafe fn panel_tile(
+            w: &Int8Matrix,
+            panel: usize,
+            acts: &QuantRows,
+            n: usize,
+            tile: &mut [f32],
+        ) {
+            for r in 0..n {
+                let out = match &w.w {
+                    Weights::Bytes(b) => panel_row(w.cols, b, panel, acts, r),
+                    Weights::Nibbles(nb) => panel_row_nib(w.cols, nb, panel, acts, r),
+                };
+                for (o, v) in out.into_iter().enumerate() {
+                    tile[o * n + r] = v;
+                }
+            }
+        }
+
+        /// The 4 activations of a group, repeated twice (one for each output of a
+        /// `smull` half).
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn repeat(ag: &[i8; 4]) -> int8x8_t {
+            vreinterpret_s8_s32(vdup_n_s32(i32::from_ne_bytes(ag.map(|x| x as u8))))
+        }
+
+        /// Adds one group's products (32 weights as two 16-byte halves: outputs 0-3 and
+        /// 4-7, four inputs each) into the four pair accumulators.
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn add_group(
+            acc: &mut [int32x4_t; 4],
+            lo: int8x8_t,
+            hi: int8x8_t,
+            w: [int8x8_t; 2],
+            a: int8x8_t,
+        ) {
+            let products: [int16x8_t; 4] = [
+                vmull_s8(lo, a),
+                vmull_s8(hi, a),
+                vmull_s8(w[0], a),
+                vmull_s8(w[1], a),
+            ];
+            for (acc, p) in acc.iter_mut().zip(products) {
+                *acc = vpadalq_s16(*acc, p);
+            }
+        }
+
+        /// The 8 outputs' exact sums from the four pair accumulators.
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn finish(acc: [int32x4_t; 4]) -> [int32x4_t; 2] {
+            [vpaddq_s32(acc[0], acc[1]), vpaddq_s32(acc[2], acc[3])]
+        }
+
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn load_f32(v: &[f32]) -> [float32x4_t; 2] {
+            assert!(v.len() >= PANEL);
+            // SAFETY: `v` holds at least 8 readable f32s (checked above); loads are unaligned.
+            unsafe { [vld1q_f32(v.as_ptr()), vld1q_f32(v.as_ptr().add(4))] }
+        }
+
+        /// 8 f16s (bits) widened to f32: exact.
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn load_f16(v: &[u16; PANEL]) -> [float32x4_t; 2] {
+            let f = v.map(|b| f16::from_bits(b).to_f32());
+            load_f32(&f)
+        }
+
+        /// `acc = fma(sums, d_w * d_a, acc)`, lane by lane.
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn scale_add(
+            acc: &mut [float32x4_t; 2],
+            sums: [int32x4_t; 2],
+            w_d: [float32x4_t; 2],
+            a_d: f32,
+        ) {
+            for ((acc, s), d) in acc.iter_mut().zip(sums).zip(w_d) {
+                *acc = vfmaq_f32(*acc, vcvtq_f32_s32(s), vmulq_n_f32(d, a_d));
+            }
+        }
+
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn store(acc: [float32x4_t; 2], acc_m: [float32x4_t; 2]) -> [f32; PANEL] {
+            let mut out = [0f32; PANEL];
+            let (lo, hi) = out.split_at_mut(4);
+            // SAFETY: `lo` and `hi` are 4 writable f32s each; stores are unaligned.
+            unsafe {
+                vst1q_f32(lo.as_mut_ptr(), vaddq_f32(acc[0], acc_m[0]));
+                vst1q_f32(hi.as_mut_ptr(), vaddq_f32(acc[1], acc_m[1]));
+            }
+            out
+        }
+
+        /// One group of byte weights split into its four 8-byte quarters.
+        #[target_feature(enable = "neon")]
+        #[inline]
+        fn quarters(wg: &[i8; BLOCK]) -> [int8x8_t; 4] {
+            // SAFETY: `wg` is 32 readable bytes; the two 16-byte loads are unaligned.
+            let (a, b) = unsafe { (vld1q_s8(wg.as_ptr()), vld1q_s8(wg.as_ptr().add(16))) };
+            [
+                vget_low_s8(a),
+                vget_high_s8(a),
+                vget_low_s8(b),
+                vget_high_s8(b),
+            ]
+        }
+
+        /// See `Int8Matrix::panel_row_scalar`: the same integer sums, the same float steps.
+        #[target_feature(enable = "neon")]
+        fn panel_row(
+            cols: usize,
+            w: &Bytes,
+            panel: usize,
+            acts: &QuantRows,
+            r: usize,
+        ) -> [f32; PANEL] {
+            let bpr = cols / BLOCK;
+            let blocks = w.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS]
+                .as_chunks::<GROUPS>()
+                .0;
+            let a = acts.q[r * cols..(r + 1) * cols].as_chunks::<4>().0;
+            let (a_d, a_sum) = (
+                &acts.d[r * bpr..(r + 1) * bpr],
+                &acts.sum[r * bpr..(r + 1) * bpr],
+            );
+            let w_d = &w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL];
+            let mut acc = [vdupq_n_f32(0.0); 2];
+            for (kb, wb) in blocks.iter().enumerate() {
+                let mut sums = [vdupq_n_s32(0); 4];
+                for (wg, ag) in wb.iter().zip(&a[kb * GROUPS..(kb + 1) * GROUPS]) {
+                    let [q0, q1, q2, q3] = quarters(wg);
+                    add_group(&mut sums, q0, q1, [q2, q3], repeat(ag));
+                }
+                scale_add(
+                    &mut acc,
+                    finish(sums),
+                    load_f32(&w_d[kb * PANEL..]),
+                    a_d[kb],
+                );
+            }
+            let mut acc_m = [vdupq_n_f32(0.0); 2];
+            if let Some(m) = &w.m {
+                let m = &m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL];
+                for (kb, &s) in a_sum.iter().enumerate() {
+                    let wm = load_f32(&m[kb * PANEL..]);
+                    for (acc, wm) in acc_m.iter_mut().zip(wm) {
+                        *acc = vfmaq_n_f32(*acc, wm, s);
+                    }
+                }
+            }
+            store(acc, acc_m)
+        }
+
+        /// [`panel_row`] on nibbles, unpacked in registers (`and`, `ushr`); a Q4_0 block's
+        /// offset comes off the exact 32-bit sums.
+        #[target_feature(enable = "neon")]
+        fn panel_row_nib(
+            cols: usize,
+            w: &Nibbles,
+            panel: usize,
+            acts: &QuantRows,
+            r: usize,
+        ) -> [f32; PANEL] {
+            let bpr = cols / BLOCK;
+            let blocks = w.q[panel * bpr * PAIRS..(panel + 1) * bpr * PAIRS]
+                .as_chunks::<PAIRS>()
+                .0;
+            let a = acts.q[r * cols..(r + 1) * cols].as_chunks::<4>().0;
+            let (a_d, a_sum, a_isum) = (
+                &acts.d[r * bpr..(r + 1) * bpr],
+                &acts.sum[r * bpr..(r + 1) * bpr],
+                &acts.isum[r * bpr..(r + 1) * bpr],
+            );
+            let low = vdupq_n_u8(0x0f);
+            let mut acc = [vdupq_n_f32(0.0); 2];
+            for (kb, wb) in blocks.iter().enumerate() {
+                let mut sums = [vdupq_n_s32(0); 4];
+                let ab = &a[kb * GROUPS..(kb + 1) * GROUPS];
+                for (k, pair) in wb.iter().enumerate() {
+                    // SAFETY: `pair` is 32 readable bytes; the two loads are unaligned.
+                    let (x, y) =
+                        unsafe { (vld1q_u8(pair.as_ptr()), vld1q_u8(pair.as_ptr().add(16))) };
+                    for (g, (x, y)) in [
+                        (vandq_u8(x, low), vandq_u8(y, low)),
+                        (vshrq_n_u8::<4>(x), vshrq_n_u8::<4>(y)),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let (x, y) = (vreinterpretq_s8_u8(x), vreinterpretq_s8_u8(y));
+                        add_group(
+                            &mut sums,
+                            vget_low_s8(x),
+                            vget_high_s8(x),
+                            [vget_low_s8(y), vget_high_s8(y)],
+                            repeat(&ab[2 * k + g]),
+                        );
+                    }
+                }
+                let mut s = finish(sums);
+                if w.offset8 {
+                    let off = vdupq_n_s32(8 * a_isum[kb]);
+                    s = [vsubq_s32(s[0], off), vsubq_s32(s[1], off)];
+                }
+                scale_add(&mut acc, s, load_f16(&w.d[panel * bpr + kb]), a_d[kb]);
+            }
+            let mut acc_m = [vdupq_n_f32(0.0); 2];
+            if let Some(m) = &w.m {
+                for (kb, &s) in a_sum.iter().enumerate() {
+                    let wm = load_f16(&m[panel * bpr + kb]);
+                    for (acc, wm) in acc_m.iter_mut().zip(wm) {
+                        *acc = vfmaq_n_f32(*acc, wm, s);
+                    }
+                }
+            }
+            store(acc, acc_m)
+        }
     }
 }

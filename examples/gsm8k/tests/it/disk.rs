@@ -117,6 +117,7 @@ fn record(i: usize) -> Record {
         error: None,
         budget: None,
         reflection: None,
+        concurrency: None,
     }
 }
 

@@ -65,6 +65,7 @@ fn rec(
         error: None,
         budget: None,
         reflection: None,
+        concurrency: None,
     }
 }
 
@@ -90,6 +91,13 @@ fn summary_counts_means_and_rates() {
     assert!(md.contains("| sc | 2 | 50.0% (1/2) |"), "{md}");
     assert!(md.contains("| 100.0% | 2.0 | 1/2 | 200 |"), "{md}");
     assert!(md.contains("| greedy | 1 | 0.0% (0/1) |"), "{md}");
+    // Solves that ran four at once took a quarter of the run's wall time each.
+    for r in &mut rs {
+        r.concurrency = Some(4);
+    }
+    let s = summarize(&rs, &["sc".into()]);
+    assert!(close(s[0].problems_per_min, 120.0)); // 2 problems in 4 s at 4 at once
+    assert!(close(s[0].tokens_per_s, 400.0));
 }
 
 /// Exact values: two-sided binomial tails at p = 1/2 (R's `binom.test(b, b + c)$p.value`).
