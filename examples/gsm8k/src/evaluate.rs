@@ -77,8 +77,9 @@ pub struct EvalOutcome {
 
 impl EvalOutcome {
     /// The run's throughput line: pairs solved now per minute and generated tokens per
-    /// second of wall time, with every solve running at once counted (the table's speed
-    /// columns are per solve). `None` when nothing was solved.
+    /// second of wall time, every solve running at once counted (the table's speed
+    /// columns estimate each method's share from its solves' latencies). `None` when
+    /// nothing was solved.
     pub fn throughput(&self) -> Option<String> {
         let s = self.wall.as_secs_f64();
         (self.solved > 0 && s > 0.0).then(|| {
