@@ -12,6 +12,10 @@ pub enum Error {
     /// A self-play search returned no tree to label (it must run MCTS with a tree record).
     #[error("self-play: the search returned no tree to label")]
     NoTree,
+    /// A head's arithmetic left the numbers (its weights overflow on these features): no
+    /// value is made up.
+    #[error("value head: {0}")]
+    NonFinite(String),
     /// A malformed line in a JSONL records file.
     #[error("{path}:{line}: {reason}")]
     Data {

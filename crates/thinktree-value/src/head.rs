@@ -160,7 +160,15 @@ impl ValueHead {
         let flat: Vec<f32> = features.iter().flatten().copied().collect();
         let x = Tensor::from_vec(flat, (features.len(), self.input_dim), &Device::Cpu)?;
         let p = candle_nn::ops::sigmoid(&self.logits(&x)?)?;
-        Ok(p.flatten_all()?.to_vec1::<f32>()?)
+        let p = p.flatten_all()?.to_vec1::<f32>()?;
+        // Finite weights can still overflow on extreme features (inf - inf): an error,
+        // never a NaN passed off as a value.
+        if p.iter().any(|v| v.is_nan()) {
+            return Err(Error::NonFinite(
+                "its output is not a number for these features (the weights overflow)".into(),
+            ));
+        }
+        Ok(p)
     }
 
     /// Writes the head as safetensors.
@@ -249,6 +257,16 @@ impl ValueHead {
             })?;
         if !finite {
             return Err(weight_err(path, "non-finite weights"));
+        }
+        // A zero (or negative) spread divides every input by zero; training floors it at
+        // 1e-4. (A fuzzed file with one zero in `norm.std` predicted NaN.)
+        if std
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .any(|&s| s <= 0.0)
+        {
+            return Err(weight_err(path, "norm.std has a value <= 0"));
         }
         Ok(Self {
             w1: Var::from_tensor(&w1)?,

@@ -621,3 +621,16 @@ fn solve_with_value(
     let scorer = cfg.scorer.build_with(cfg, &load)?;
     thinktree_reason::solve_with_scorer(engine, question, cfg, &*scorer)
 }
+
+/// Found by the `value_head` fuzz target: a head whose `norm.std` holds a 0 loaded and
+/// predicted NaN. Now refused at load, with the file named.
+#[test]
+fn a_head_with_a_zero_std_is_refused_at_load() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/zero_std_head.safetensors"
+    ));
+    let bytes = std::fs::read(path).unwrap();
+    let err = thinktree_value::ValueHead::from_bytes(path, &bytes).unwrap_err();
+    assert!(err.to_string().contains("norm.std"), "{err}");
+}
