@@ -61,7 +61,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-use super::simd::{self, Level};
+use super::simd::{self, FloatLevel, Level};
 
 /// Weights per block along the input dimension.
 pub(crate) const BLOCK: usize = 32;
@@ -577,7 +577,19 @@ impl Nibbles {
 }
 
 impl QuantRows {
+    /// Quantizes `x` block by block, with the float loops compiled for the CPU
+    /// ([`FloatLevel`]: `f32::round` is a `roundf` call in a plain x86-64 build).
     fn new(x: &[f32]) -> Self {
+        Self::new_with(FloatLevel::best(), x)
+    }
+
+    /// [`QuantRows::new`] compiled for `level` (the tests compare levels).
+    fn new_with(level: FloatLevel, x: &[f32]) -> Self {
+        level.run(|| Self::build(x))
+    }
+
+    #[inline(always)]
+    fn build(x: &[f32]) -> Self {
         let blocks = x.len() / BLOCK;
         let mut q = Vec::with_capacity(x.len());
         let mut d = Vec::with_capacity(blocks);
@@ -596,6 +608,7 @@ impl QuantRows {
 }
 
 /// Round-to-nearest symmetric 8-bit quantization of one block: `x ~= scale * q`.
+#[inline(always)]
 fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let mut q = [0i8; BLOCK];
@@ -952,6 +965,34 @@ mod tests {
                 m.matmul_with(level, &x, 1).unwrap()[0].to_bits(),
                 got.to_bits()
             );
+        }
+    }
+
+    /// The activations' quantization gives the same bits at every float level the CPU
+    /// runs (`f32::round` as an instruction or as `roundf`), on values from 1e-30 to 1e30,
+    /// both signs, exact halves (rounded away from zero), zeros and infinities.
+    #[test]
+    fn activation_quantization_is_the_same_at_every_float_level() {
+        let mut x = pseudo(BLOCK * 40, 21);
+        for (i, v) in x.iter_mut().enumerate() {
+            *v *= 10f32.powi((i % 61) as i32 - 30);
+        }
+        // A block of exact halves after scaling (amax 127: scale 1), one of zeros, one
+        // with an infinity.
+        for (k, v) in x[..BLOCK].iter_mut().enumerate() {
+            *v = if k == 0 { 127.0 } else { k as f32 - 15.5 };
+        }
+        x[BLOCK..2 * BLOCK].fill(0.0);
+        x[2 * BLOCK + 3] = f32::INFINITY;
+        let want = QuantRows::new_with(FloatLevel::BASELINE, &x);
+        assert_eq!(want.q[1], -15, "halves round away from zero");
+        assert_eq!(want.q[31], 16);
+        for level in FloatLevel::supported() {
+            let got = QuantRows::new_with(level, &x);
+            assert_eq!(got.q, want.q, "{level:?}");
+            assert_eq!(bits(&got.d), bits(&want.d), "{level:?}");
+            assert_eq!(bits(&got.sum), bits(&want.sum), "{level:?}");
+            assert_eq!(got.isum, want.isum, "{level:?}");
         }
     }
 }

@@ -132,6 +132,78 @@ impl Level {
     }
 }
 
+/// Which instructions the float loops around the matmul (attention's dot products and
+/// weighted sums, the quantization of activations) are compiled for.
+///
+/// Those loops are plain Rust, so what they compile to depends on the build's target: in a
+/// plain x86-64 build (what a crate depending on thinktree gets) `f32::mul_add` is a call
+/// to a software `fmaf` and `f32::round` a call to `roundf`. Measured on SmolLM2's
+/// single-stream decode in such a build: `fmaf` alone was 19 % of the time, attention 38 %
+/// (8 % in the native build). So they are compiled a second time for AVX2+FMA and run
+/// that way when the CPU has both ([`FloatLevel::run`]).
+///
+/// The results cannot differ: the same Rust code is compiled for more instructions, `mul_add`
+/// is one rounding whether done by `vfmadd` or by `fmaf`, and Rust never reassociates or
+/// contracts float arithmetic, so vectorizing changes how many lanes run at once, not what
+/// each computes (tested bit for bit in `attention::tests` and `int8::tests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FloatLevel(FloatIsa);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FloatIsa {
+    /// The build's own target (on aarch64 that already has fused multiply-add).
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl FloatLevel {
+    /// The build's own target.
+    pub(crate) const BASELINE: FloatLevel = FloatLevel(FloatIsa::Baseline);
+
+    /// Every level this CPU runs, the best first.
+    pub(crate) fn supported() -> Vec<FloatLevel> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            out.push(FloatLevel(FloatIsa::Avx2Fma));
+        }
+        out.push(FloatLevel::BASELINE);
+        out
+    }
+
+    /// The level the engine uses: the best this CPU has, once per process; the build's
+    /// own target when `THINKTREE_KERNEL=scalar` asks for the reference everywhere.
+    pub(crate) fn best() -> FloatLevel {
+        static BEST: OnceLock<FloatLevel> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            if Level::best() == Level::SCALAR {
+                FloatLevel::BASELINE
+            } else {
+                FloatLevel::supported()[0]
+            }
+        })
+    }
+
+    /// Runs `f` compiled for this level. `f` and what it calls should be inlined into it
+    /// (`#[inline(always)]` on the helpers it calls) to be compiled for the level: a
+    /// function called out of line keeps the build's target (and gives the same results,
+    /// only slower).
+    #[inline(always)]
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            FloatIsa::Avx2Fma => {
+                // SAFETY: a `FloatLevel` naming AVX2+FMA is only made by
+                // `FloatLevel::supported`, after `is_x86_feature_detected!` reported both.
+                unsafe { x86::run_avx2_fma(f) }
+            }
+            FloatIsa::Baseline => f(),
+        }
+    }
+}
+
 /// The 8 outputs of `panel` for activation rows `0..n`, into `tile` laid out outputs x
 /// rows (`tile[o * n + r]`).
 pub(crate) fn panel_tile(
@@ -187,6 +259,15 @@ mod x86 {
     /// activation row's 8 groups of 4 inputs.
     type ByteBlock = [[i8; BLOCK]; GROUPS];
     type Acts = [[i8; 4]; GROUPS];
+
+    /// Runs `f` with AVX2 and FMA enabled (see [`super::FloatLevel`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn run_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 
     /// A row's activations as 4-byte groups, 8 per block.
     fn byte_groups(acts: &QuantRows, r: usize, bpr: usize) -> &[Acts] {
