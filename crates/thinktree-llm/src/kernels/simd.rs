@@ -1,5 +1,7 @@
 //! The SIMD variants of the 8-bit panel kernel, chosen at run time: the one module of the
-//! workspace where `unsafe` is allowed.
+//! workspace where `unsafe` is allowed. Also the float loops around the matmul (attention,
+//! the activations' quantization), compiled a second time for AVX2+FMA and run that way
+//! when the CPU has both ([`FloatLevel`]).
 //!
 //! Every variant is compiled into every build, whatever `-C target-cpu` says, and the best
 //! one the CPU has is picked once, at the first matmul ([`Level::best`]). Before, the
