@@ -293,6 +293,14 @@ impl LocalEngine {
             .unwrap_or_default()
     }
 
+    /// Test seam: the scheduler's next round panics.
+    #[cfg(test)]
+    pub(crate) fn panic_next_scheduler_round(&self) {
+        if let Some(s) = &self.scheduler {
+            s.panic_next_round();
+        }
+    }
+
     fn finish_row(&self, state: &KvState, row: Row) -> Result<Continuation<KvState>> {
         let finish = row.finish.unwrap_or(FinishReason::MaxTokens);
         let child = if row.tokens.is_empty() {

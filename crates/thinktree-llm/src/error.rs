@@ -49,7 +49,9 @@ pub enum Error {
     #[error("kv cache: {0}")]
     KvCache(String),
     /// The engine's decode scheduler (the thread that merges concurrent sampling calls
-    /// into shared forward passes) could not start or has stopped.
+    /// into shared forward passes) could not start, has stopped, or dropped this call
+    /// because its decode step panicked (a bug; the scheduler recovers and later calls
+    /// are served).
     #[error("decode scheduler: {0}")]
     Scheduler(String),
     /// An I/O error, with the path involved (writing a test model).

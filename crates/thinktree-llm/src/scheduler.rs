@@ -44,6 +44,9 @@ struct Counters {
     merged_steps: AtomicU64,
     rows: AtomicU64,
     most_calls: AtomicU64,
+    /// Test seam: the next round panics, as a bug in a forward pass would.
+    #[cfg(test)]
+    panic_next: std::sync::atomic::AtomicBool,
 }
 
 /// One sampling call waiting for its rows to finish.
@@ -125,13 +128,30 @@ impl Scheduler {
 }
 
 fn gone() -> Error {
-    Error::Scheduler("stopped while a sampling call was in flight".into())
+    Error::Scheduler(
+        "the decode scheduler dropped this call: a decode step panicked (a bug; its message \
+         is on stderr) or the engine stopped"
+            .into(),
+    )
+}
+
+#[cfg(test)]
+impl Scheduler {
+    /// Makes the next scheduling round panic (tests of the recovery).
+    pub(crate) fn panic_next_round(&self) {
+        self.counters.panic_next.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The scheduler loop: take in new calls, draw every call's next tokens, answer the calls
 /// whose rows all stopped, run one merged step for the rest; sleep when there is nothing.
+///
+/// A panic in a round (a bug: bad input is a typed error before any arithmetic) must not
+/// leave the engine unable to sample. It is caught here: the calls in that round are
+/// dropped with their reply channels, so each of their callers gets [`Error::Scheduler`]
+/// rather than a hang, and the loop goes on serving new calls. Nothing shared is left half
+/// done: the model is read-only and each call's decode state is its own.
 fn serve(rx: Receiver<Job>, model: &Model, tokenizer: &GgufTokenizer, counters: &Counters) {
-    let (eos, max_ctx) = (tokenizer.eos_token_ids(), model.config().context_length);
     let mut live: Vec<Job> = Vec::new();
     loop {
         if live.is_empty() {
@@ -141,20 +161,38 @@ fn serve(rx: Receiver<Job>, model: &Model, tokenizer: &GgufTokenizer, counters: 
             }
         }
         live.extend(rx.try_iter());
-        let drawn: Vec<Result<bool>> = live
-            .par_iter_mut()
-            .map(|job| job.decode.draw(tokenizer, eos, max_ctx))
-            .collect();
-        let mut going = Vec::with_capacity(live.len());
-        for (job, drawn) in live.drain(..).zip(drawn) {
-            match drawn {
-                Ok(true) => going.push(job),
-                Ok(false) => job.answer(Ok(())),
-                Err(e) => job.answer(Err(e)),
-            }
-        }
-        live = step(going, model, counters);
+        let jobs = std::mem::take(&mut live);
+        let round = || round(jobs, model, tokenizer, counters);
+        live = std::panic::catch_unwind(std::panic::AssertUnwindSafe(round)).unwrap_or_default();
     }
+}
+
+/// One round: every call draws its next tokens; calls whose rows all stopped are
+/// answered, the rest take one merged step. Returns the calls still live.
+fn round(
+    mut live: Vec<Job>,
+    model: &Model,
+    tokenizer: &GgufTokenizer,
+    counters: &Counters,
+) -> Vec<Job> {
+    #[cfg(test)]
+    if counters.panic_next.swap(false, Ordering::SeqCst) {
+        panic!("test: a scheduling round panics");
+    }
+    let (eos, max_ctx) = (tokenizer.eos_token_ids(), model.config().context_length);
+    let drawn: Vec<Result<bool>> = live
+        .par_iter_mut()
+        .map(|job| job.decode.draw(tokenizer, eos, max_ctx))
+        .collect();
+    let mut going = Vec::with_capacity(live.len());
+    for (job, drawn) in live.drain(..).zip(drawn) {
+        match drawn {
+            Ok(true) => going.push(job),
+            Ok(false) => job.answer(Ok(())),
+            Err(e) => job.answer(Err(e)),
+        }
+    }
+    step(going, model, counters)
 }
 
 /// One forward pass for every live call; returns the calls still live (a call whose step
@@ -200,4 +238,43 @@ fn step(mut live: Vec<Job>, model: &Model, counters: &Counters) -> Vec<Job> {
         }
     }
     going
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use thinktree_engine::{Engine, SampleParams, StopCondition};
+
+    use crate::engine::EngineOptions;
+    use crate::testing::{TinyModelConfig, tiny_engine};
+
+    /// A round that panics fails the call in it with a typed error, and the engine samples
+    /// on: the next call gets what an engine that never panicked gives.
+    #[test]
+    fn a_panicking_round_fails_its_call_and_the_engine_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = tiny_engine(
+            dir.path(),
+            &TinyModelConfig::default(),
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let (state, _) = e.extend_tokens(&e.root(), &[1, 2, 3]).unwrap();
+        let p = SampleParams {
+            temperature: 0.9,
+            top_k: None,
+            top_p: None,
+            stop: StopCondition::tokens(6),
+            seed: 7,
+        };
+        let before = e.sample(&state, 3, &p).unwrap().0;
+        e.panic_next_scheduler_round();
+        let err = e.sample(&state, 3, &p).unwrap_err().to_string();
+        assert!(err.contains("decode scheduler dropped this call"), "{err}");
+        let after = e.sample(&state, 3, &p).unwrap().0;
+        let tokens = |c: &[thinktree_engine::Continuation<_>]| -> Vec<Vec<u32>> {
+            c.iter().map(|c| c.tokens.clone()).collect()
+        };
+        assert_eq!(tokens(&after), tokens(&before));
+        assert_eq!(after.len(), 3);
+    }
 }
