@@ -12,7 +12,7 @@
 use candle_core::{Device, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::simd::FloatLevel;
+use super::simd::{self, FloatLevel};
 use crate::error::{Error, Result};
 
 /// Shapes of one decode step.
@@ -169,7 +169,7 @@ pub(crate) fn attend_with(
     };
     let mut out = vec![0f32; d.rows * t * d.n_head * d.head_dim];
     // One dispatch per (row, query, head): the whole head's loops run compiled for `level`.
-    let one = |(i, dst): (usize, &mut [f32])| level.run(|| step.head(i, dst));
+    let one = |(i, dst): (usize, &mut [f32])| level.run(|| step.head(level, i, dst));
     // Below a few thousand keys in all, a thread hand-off costs more than the work.
     let keys: usize = prefixes
         .iter()
@@ -198,7 +198,7 @@ impl Step<'_> {
     /// the visible keys, softmax, weighted values into `dst`. Inlined into
     /// [`FloatLevel::run`] so that it is compiled for the level.
     #[inline(always)]
-    fn head(&self, i: usize, dst: &mut [f32]) {
+    fn head(&self, level: FloatLevel, i: usize, dst: &mut [f32]) {
         let d = self.d;
         let (s, t) = (self.s, self.t);
         let hd = d.head_dim;
@@ -232,10 +232,8 @@ impl Step<'_> {
         // Plain loops, not `extend(map(..))`: a library iterator's `fold` is not always
         // inlined, and out of line it would not be compiled for the level (measured: the
         // software `fmaf` stayed at 12 % of a plain x86-64 build's decode that way).
-        let keys = pre.map_or(&[][..], |(pk, _)| pk).chunks_exact(hd);
-        for k in keys.chain(own_k.chunks_exact(hd)) {
-            w.push(dot(&qh, k));
-        }
+        simd::attention_scores(level, &qh, pre.map_or(&[][..], |(pk, _)| pk), &mut w);
+        simd::attention_scores(level, &qh, own_k, &mut w);
         let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
         for x in &mut w {
@@ -243,16 +241,45 @@ impl Step<'_> {
             sum += *x;
         }
         let inv = 1.0 / sum;
-        let values = pre
-            .map_or(&[][..], |(_, pv)| pv)
-            .chunks_exact(hd)
-            .chain(own_v.chunks_exact(hd));
-        for (&wi, v) in w.iter().zip(values) {
+        simd::attention_weigh(
+            level,
+            dst,
+            &w,
+            inv,
+            [pre.map_or(&[][..], |(_, pv)| pv), own_v],
+        );
+    }
+}
+
+/// The weighted sum of values, portable: `dst[c] = fma(w_i * inv, v_i[c], dst[c])` over
+/// the keys `i` in order (the values of `values[0]`, then of `values[1]`, `dst.len()` each).
+/// The reference for [`simd::attention_weigh`]'s vector path.
+#[inline(always)]
+pub(super) fn weigh_portable(dst: &mut [f32], w: &[f32], inv: f32, values: [&[f32]; 2]) {
+    let hd = dst.len();
+    if hd == 0 {
+        return;
+    }
+    let mut weights = w.iter();
+    for vals in values {
+        for (v, &wi) in vals.chunks_exact(hd).zip(&mut weights) {
             let wi = wi * inv;
             for (o, &x) in dst.iter_mut().zip(v) {
                 *o = wi.mul_add(x, *o);
             }
         }
+    }
+}
+
+/// Appends the dot product of `q` with each `q.len()`-long key in `keys`, portable: the
+/// reference for [`simd::attention_scores`]'s vector path.
+#[inline(always)]
+pub(super) fn scores_portable(q: &[f32], keys: &[f32], out: &mut Vec<f32>) {
+    if q.is_empty() {
+        return;
+    }
+    for k in keys.chunks_exact(q.len()) {
+        out.push(dot(q, k));
     }
 }
 
@@ -298,6 +325,53 @@ mod tests {
 
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The scores at every level are `dot`'s on each key (the AVX2 path takes four keys at
+    /// once), head sizes with and without a tail past whole vectors.
+    #[test]
+    fn scores_are_dot_on_each_key() {
+        for hd in [64, 12, 8, 3, 256] {
+            let q = pseudo(hd, 11, 3.0);
+            let keys = pseudo(9 * hd, 12, 1e3);
+            let mut got = Vec::new();
+            scores_portable(&q, &keys, &mut got);
+            let want: Vec<f32> = keys.chunks_exact(hd).map(|k| dot(&q, k)).collect();
+            assert_eq!(bits(&got), bits(&want), "head size {hd}");
+            for level in FloatLevel::supported() {
+                let mut got = Vec::new();
+                level.run(|| simd::attention_scores(level, &q, &keys, &mut got));
+                assert_eq!(bits(&got), bits(&want), "head size {hd}, {level:?}");
+            }
+        }
+    }
+
+    /// The weighted sum of values at every level (the AVX2 path holds 64 columns in
+    /// registers across all keys) gives the bits of the plain loop (each key's `fma` into
+    /// the output in key order), for head sizes with whole blocks, a partial block, both,
+    /// and a tail past whole vectors.
+    #[test]
+    fn weigh_is_the_key_by_key_loop() {
+        for hd in [64, 12, 128, 80, 256] {
+            for (p, o) in [(0, 5), (7, 1), (33, 0)] {
+                let w = pseudo(p + o, 21, 1.0);
+                let pv = pseudo(p * hd, 22, 50.0);
+                let ov = pseudo(o * hd, 23, 1e-3);
+                let inv = 0.37;
+                let mut want = vec![0f32; hd];
+                for (&wi, v) in w.iter().zip(pv.chunks_exact(hd).chain(ov.chunks_exact(hd))) {
+                    let wi = wi * inv;
+                    for (o, &x) in want.iter_mut().zip(v) {
+                        *o = wi.mul_add(x, *o);
+                    }
+                }
+                for level in FloatLevel::supported() {
+                    let mut got = vec![0f32; hd];
+                    level.run(|| simd::attention_weigh(level, &mut got, &w, inv, [&pv, &ov]));
+                    assert_eq!(bits(&got), bits(&want), "hd {hd} p {p} o {o} {level:?}");
+                }
+            }
+        }
     }
 
     /// Attention compiled for every float level this CPU runs gives the scalar build's

@@ -206,6 +206,45 @@ impl FloatLevel {
     }
 }
 
+/// Appends attention's score of `q` against each `q.len()`-long key of `keys`, at
+/// `level`: the bits of [`super::attention`]'s portable `dot` on every key. The AVX2 path
+/// (head sizes that are whole 8-lane vectors) takes four keys at once in registers; the
+/// compiler, given the portable four-key loop, vectorized across the keys with shuffles.
+#[inline(always)]
+pub(crate) fn attention_scores(level: FloatLevel, q: &[f32], keys: &[f32], out: &mut Vec<f32>) {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma if !q.is_empty() && q.len().is_multiple_of(8) => {
+            // SAFETY: a `FloatLevel` naming AVX2+FMA is only made by
+            // `FloatLevel::supported`, after `is_x86_feature_detected!` reported both.
+            unsafe { x86::attn::scores(q, keys, out) }
+        }
+        _ => super::attention::scores_portable(q, keys, out),
+    }
+}
+
+/// Attention's weighted sum of values at `level`: for each output column `c`,
+/// `dst[c] = fma(w_i * inv, v_i[c], dst[c])` over the keys `i` in order (`values[0]`'s,
+/// then `values[1]`'s), the bits of the portable loop. The AVX2 path keeps 64 columns in
+/// registers across all keys (the portable code, compiled, spilled them to the stack).
+#[inline(always)]
+pub(crate) fn attention_weigh(
+    level: FloatLevel,
+    dst: &mut [f32],
+    w: &[f32],
+    inv: f32,
+    values: [&[f32]; 2],
+) {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma if !dst.is_empty() && dst.len().is_multiple_of(8) => {
+            // SAFETY: as in `attention_scores`: AVX2 and FMA were detected.
+            unsafe { x86::attn::weigh(dst, w, inv, values) }
+        }
+        _ => super::attention::weigh_portable(dst, w, inv, values),
+    }
+}
+
 /// The 8 outputs of `panel` for activation rows `0..n`, into `tile` laid out outputs x
 /// rows (`tile[o * n + r]`).
 pub(crate) fn panel_tile(
@@ -269,6 +308,119 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn run_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
         f()
+    }
+
+    /// Attention's two loops with AVX2+FMA (see [`super::attention_scores`] and
+    /// [`super::attention_weigh`]): per lane the same `fma` in the same order as the
+    /// portable code, the same horizontal sum, so the same bits.
+    pub(super) mod attn {
+        use std::arch::x86_64::{
+            __m256, _mm_add_ps, _mm_storeu_ps, _mm256_castps256_ps128, _mm256_extractf128_ps,
+            _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        };
+
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn load(v: &[f32; 8]) -> __m256 {
+            // SAFETY: `v` is 8 readable f32; the load is unaligned.
+            unsafe { _mm256_loadu_ps(v.as_ptr()) }
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn store(dst: &mut [f32; 8], v: __m256) {
+            // SAFETY: `dst` is 8 writable f32; the store is unaligned.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+        }
+
+        /// `((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) + tail`, the portable
+        /// `dot`'s reduction (its tail is an empty sum here: whole vectors only).
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn reduce(acc: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+            let mut l = [0f32; 4];
+            // SAFETY: `l` is 4 writable f32; the store is unaligned.
+            unsafe { _mm_storeu_ps(l.as_mut_ptr(), s) };
+            let tail: f32 = [0f32; 0].iter().sum();
+            ((l[0] + l[1]) + (l[2] + l[3])) + tail
+        }
+
+        /// See [`super::super::attention_scores`]; `q.len()` is a non-zero multiple of 8.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn scores(q: &[f32], keys: &[f32], out: &mut Vec<f32>) {
+            let hd = q.len();
+            let qc = q.as_chunks::<8>().0;
+            let m = qc.len();
+            let mut quads = keys.chunks_exact(4 * hd);
+            for quad in &mut quads {
+                let kc = quad.as_chunks::<8>().0;
+                let (k0, rest) = kc.split_at(m);
+                let (k1, rest) = rest.split_at(m);
+                let (k2, k3) = rest.split_at(m);
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for ((((x, y0), y1), y2), y3) in qc.iter().zip(k0).zip(k1).zip(k2).zip(k3) {
+                    let x = load(x);
+                    acc[0] = _mm256_fmadd_ps(x, load(y0), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, load(y1), acc[1]);
+                    acc[2] = _mm256_fmadd_ps(x, load(y2), acc[2]);
+                    acc[3] = _mm256_fmadd_ps(x, load(y3), acc[3]);
+                }
+                out.extend_from_slice(&[
+                    reduce(acc[0]),
+                    reduce(acc[1]),
+                    reduce(acc[2]),
+                    reduce(acc[3]),
+                ]);
+            }
+            for k in quads.remainder().chunks_exact(hd) {
+                let mut acc = _mm256_setzero_ps();
+                for (x, y) in qc.iter().zip(k.as_chunks::<8>().0) {
+                    acc = _mm256_fmadd_ps(load(x), load(y), acc);
+                }
+                out.push(reduce(acc));
+            }
+        }
+
+        /// See [`super::super::attention_weigh`]; `dst.len()` is a non-zero multiple of 8.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn weigh(dst: &mut [f32], w: &[f32], inv: f32, values: [&[f32]; 2]) {
+            let hd = dst.len();
+            let dc = dst.as_chunks_mut::<8>().0;
+            // 8 vectors (64 columns) at a time, then one vector at a time.
+            let mut c = 0;
+            while c < dc.len() {
+                let width = if dc.len() - c >= 8 { 8 } else { 1 };
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for (a, d) in acc.iter_mut().zip(&dc[c..c + width]) {
+                    *a = load(d);
+                }
+                let mut weights = w.iter();
+                for vals in values {
+                    for (v, &wi) in vals.chunks_exact(hd).zip(&mut weights) {
+                        let wv = _mm256_set1_ps(wi * inv);
+                        let vc = &v.as_chunks::<8>().0[c..c + width];
+                        if width == 8 {
+                            for l in 0..8 {
+                                acc[l] = _mm256_fmadd_ps(wv, load(&vc[l]), acc[l]);
+                            }
+                        } else {
+                            acc[0] = _mm256_fmadd_ps(wv, load(&vc[0]), acc[0]);
+                        }
+                    }
+                }
+                for (a, d) in acc.iter().zip(&mut dc[c..c + width]) {
+                    store(d, *a);
+                }
+                c += width;
+            }
+        }
     }
 
     /// A row's activations as 4-byte groups, 8 per block.
