@@ -1,7 +1,9 @@
 //! The SIMD variants of the 8-bit panel kernel, chosen at run time: the one module of the
 //! workspace where `unsafe` is allowed. Also the float loops around the matmul (attention,
 //! the activations' quantization), compiled a second time for AVX2+FMA and run that way
-//! when the CPU has both ([`FloatLevel`]).
+//! when the CPU has both ([`FloatLevel`]), and attention's two inner loops written with
+//! AVX2 intrinsics ([`attention_scores`], [`attention_weigh`]), bit for bit the portable
+//! loops.
 //!
 //! Every variant is compiled into every build, whatever `-C target-cpu` says, and the best
 //! one the CPU has is picked once, at the first matmul ([`Level::best`]). Before, the
