@@ -312,14 +312,9 @@ mod tests {
     use super::*;
 
     fn pseudo(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                ((s % 2001) as f32 / 1000.0 - 1.0) * scale
-            })
+        super::super::pseudo(n, seed)
+            .into_iter()
+            .map(|x| x * scale)
             .collect()
     }
 

@@ -625,6 +625,7 @@ fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pseudo;
     use super::*;
     use candle_core::Tensor;
 
@@ -636,18 +637,6 @@ mod tests {
 
     fn matrix(qt: &QTensor) -> Int8Matrix {
         Int8Matrix::new(Int8Rows::from_qtensor(qt).unwrap())
-    }
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     fn reference(w: &[f32], rows: usize, cols: usize, x: &[f32], n: usize) -> Vec<f32> {

@@ -9,3 +9,17 @@ pub(crate) mod attention;
 pub(crate) mod int8;
 pub(crate) mod linear;
 pub(crate) mod simd;
+
+/// Test inputs: `n` values in [-1, 1] on a grid of 0.001, from a xorshift seeded by `seed`.
+#[cfg(test)]
+fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
