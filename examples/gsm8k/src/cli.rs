@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
 
-    /// Methods to compare, comma-separated: greedy, sc, bon, beam, mcts, deepconf,
-    /// deepconf-online.
+    /// Methods to compare, comma-separated: greedy, sc, bon, beam, mcts, marco, rstar,
+    /// deepconf, deepconf-online.
     #[arg(long, value_delimiter = ',', default_value = "mcts", value_parser = parse_method)]
     pub methods: Vec<Method>,
 

@@ -90,3 +90,25 @@ fn bad_scorer_and_bad_numbers_are_errors() {
     let a = Args::try_parse_from(["gsm8k", "--threads", "3"]).unwrap();
     assert_eq!(a.concurrency, 3);
 }
+
+/// `--help` names every method the parser accepts (it once listed seven of nine).
+#[test]
+fn help_names_every_method() {
+    use clap::CommandFactory;
+    let help = Args::command().render_long_help().to_string();
+    let line = help
+        .split("--methods")
+        .nth(1)
+        .and_then(|rest| rest.split("--simulations").next())
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for m in Method::ALL {
+        assert!(
+            line.split([' ', ',', '.']).any(|w| w == m.as_str()),
+            "--help lacks {}: {line}",
+            m.as_str()
+        );
+    }
+}
