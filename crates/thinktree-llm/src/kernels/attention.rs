@@ -138,19 +138,10 @@ pub(crate) fn append_own(
 /// thread count, so a token's attention output is bit for bit the same whether it was
 /// computed in a prefill or a decode step: a context recomputed after a cache eviction
 /// gives exactly the logits of the path that first computed it.
+///
+/// The loops run compiled for `level` ([`FloatLevel::best`] in the engine; the tests
+/// compare levels).
 pub(crate) fn attend(
-    q: &[f32],
-    prefixes: &[Option<(&[f32], &[f32])>],
-    own: (&[f32], &[f32]),
-    s: usize,
-    t: usize,
-    d: Dims,
-) -> Vec<f32> {
-    attend_with(FloatLevel::best(), q, prefixes, own, s, t, d)
-}
-
-/// [`attend`] with the float loops compiled for `level` (the tests compare levels).
-pub(crate) fn attend_with(
     level: FloatLevel,
     q: &[f32],
     prefixes: &[Option<(&[f32], &[f32])>],
@@ -404,7 +395,7 @@ mod tests {
                         .map(|r| (p > 0 && r != 1).then_some((&pk[..], &pv[..])))
                         .collect();
                     let args = (&q[..], &prefixes[..], (&own_k[..], &own_v[..]), s, t, d);
-                    let want = attend_with(
+                    let want = attend(
                         FloatLevel::BASELINE,
                         args.0,
                         args.1,
@@ -415,8 +406,7 @@ mod tests {
                     );
                     assert!(want.iter().all(|v| v.is_finite()));
                     for &level in &levels {
-                        let got =
-                            attend_with(level, args.0, args.1, args.2, args.3, args.4, args.5);
+                        let got = attend(level, args.0, args.1, args.2, args.3, args.4, args.5);
                         assert_eq!(bits(&got), bits(&want), "{level:?} {d:?} t={t} s={s} p={p}");
                     }
                     cases += 1;

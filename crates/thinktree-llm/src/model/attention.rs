@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::kernels::attention;
+use crate::kernels::simd::FloatLevel;
 
 use super::block::{Block, Context};
 use super::{LayerKv, Model};
@@ -134,6 +135,7 @@ impl Model {
                 ),
             };
             y.extend(attention::attend(
+                FloatLevel::best(),
                 q,
                 &row_prefix[r0..r0 + n],
                 (&own_k, &own_v),
