@@ -152,6 +152,7 @@ impl Scheduler {
 /// rather than a hang, and the loop goes on serving new calls. Nothing shared is left half
 /// done: the model is read-only and each call's decode state is its own.
 fn serve(rx: Receiver<Job>, model: &Model, tokenizer: &GgufTokenizer, counters: &Counters) {
+    let stops = (tokenizer.eos_token_ids(), model.config().context_length);
     let mut live: Vec<Job> = Vec::new();
     loop {
         if live.is_empty() {
@@ -162,7 +163,7 @@ fn serve(rx: Receiver<Job>, model: &Model, tokenizer: &GgufTokenizer, counters: 
         }
         live.extend(rx.try_iter());
         let jobs = std::mem::take(&mut live);
-        let round = || round(jobs, model, tokenizer, counters);
+        let round = || round(jobs, model, tokenizer, stops, counters);
         live = std::panic::catch_unwind(std::panic::AssertUnwindSafe(round)).unwrap_or_default();
     }
 }
@@ -173,13 +174,13 @@ fn round(
     mut live: Vec<Job>,
     model: &Model,
     tokenizer: &GgufTokenizer,
+    (eos, max_ctx): (&[u32], usize),
     counters: &Counters,
 ) -> Vec<Job> {
     #[cfg(test)]
     if counters.panic_next.swap(false, Ordering::SeqCst) {
         panic!("test: a scheduling round panics");
     }
-    let (eos, max_ctx) = (tokenizer.eos_token_ids(), model.config().context_length);
     let drawn: Vec<Result<bool>> = live
         .par_iter_mut()
         .map(|job| job.decode.draw(tokenizer, eos, max_ctx))

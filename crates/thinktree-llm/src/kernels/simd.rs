@@ -83,7 +83,7 @@ impl Level {
         {
             use std::arch::is_x86_feature_detected as has;
             // F16C (every AVX2 CPU has it) widens the nibble layout's f16 scales.
-            if has!("avx2") && has!("fma") && has!("f16c") {
+            if x86::has_avx2_fma() && has!("f16c") {
                 if has!("avxvnni") {
                     out.push(Level(Isa::AvxVnni));
                 }
@@ -169,8 +169,7 @@ impl FloatLevel {
     pub(crate) fn supported() -> Vec<FloatLevel> {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if x86::has_avx2_fma() {
             out.push(FloatLevel(FloatIsa::Avx2Fma));
         }
         out.push(FloatLevel::BASELINE);
@@ -302,6 +301,12 @@ mod x86 {
     /// activation row's 8 groups of 4 inputs.
     type ByteBlock = [[i8; BLOCK]; GROUPS];
     type Acts = [[i8; 4]; GROUPS];
+
+    /// Whether the CPU has AVX2 and FMA, which every x86 variant here needs (the kernel's
+    /// and the float loops').
+    pub(super) fn has_avx2_fma() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
 
     /// Runs `f` with AVX2 and FMA enabled (see [`super::FloatLevel`]).
     ///
