@@ -8,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use thinktree_engine::SampleParams;
 
+use crate::kernels::exp::exp_in_place;
+
 /// Tokens whose tempered probability is below this fraction of the top token's are
 /// left out of nucleus sorting: together they hold at most vocab x 1e-9 of the mass, far
 /// below any top-p a search would use, and skipping them avoids sorting the whole vocabulary.
@@ -27,7 +29,7 @@ pub fn log_sum_exp(logits: &[f32]) -> f32 {
     if !max.is_finite() {
         return max;
     }
-    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+    let sum = exp_in_place(&mut logits.to_vec(), max, 1.0);
     max + sum.ln()
 }
 
@@ -65,22 +67,24 @@ fn sample_tempered(logits: &[f32], params: &SampleParams, rng: &mut impl Rng) ->
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let truncate =
         params.top_k.is_some_and(|k| k < logits.len()) || params.top_p.is_some_and(|p| p < 1.0);
+    // Every token's tempered weight in one vectorized pass (before: two scalar `exp`
+    // passes over the vocabulary, one for the total and one for the draw or the nucleus).
+    let mut weights = logits.to_vec();
+    let total = exp_in_place(&mut weights, max, inv_t);
     if !truncate {
-        // Plain tempered sampling: one pass for the total, one to find the draw.
-        let total: f32 = logits.iter().map(|&x| ((x - max) * inv_t).exp()).sum();
+        // Plain tempered sampling: the total, then a pass to find the draw.
         let mut r = rng.random::<f32>() * total;
-        for (i, &x) in logits.iter().enumerate() {
-            r -= ((x - max) * inv_t).exp();
+        for (i, &p) in weights.iter().enumerate() {
+            r -= p;
             if r <= 0.0 {
                 return i;
             }
         }
         return argmax(logits);
     }
-    let mut cands: Vec<(usize, f32)> = logits
-        .iter()
+    let mut cands: Vec<(usize, f32)> = weights
+        .into_iter()
         .enumerate()
-        .map(|(i, &x)| (i, ((x - max) * inv_t).exp()))
         .filter(|&(_, p)| p >= NUCLEUS_FLOOR)
         .collect();
     let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));

@@ -227,12 +227,7 @@ impl Step<'_> {
         simd::attention_scores(level, &qh, pre.map_or(&[][..], |(pk, _)| pk), &mut w);
         simd::attention_scores(level, &qh, own_k, &mut w);
         let max = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for x in &mut w {
-            *x = (*x - max).exp();
-            sum += *x;
-        }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / simd::exp_in_place(level, &mut w, max, 1.0);
         simd::attention_weigh(
             level,
             dst,

@@ -2,8 +2,8 @@
 //! workspace where `unsafe` is allowed. Also the float loops around the matmul (attention,
 //! the activations' quantization), compiled a second time for AVX2+FMA and run that way
 //! when the CPU has both ([`FloatLevel`]), and attention's two inner loops written with
-//! AVX2 intrinsics ([`attention_scores`], [`attention_weigh`]), bit for bit the portable
-//! loops.
+//! AVX2 intrinsics ([`attention_scores`], [`softmax_exp`], [`attention_weigh`]), bit for
+//! bit the portable loops.
 //!
 //! Every variant is compiled into every build, whatever `-C target-cpu` says, and the best
 //! one the CPU has is picked once, at the first matmul ([`Level::best`]). Before, the
@@ -246,6 +246,35 @@ pub(crate) fn attention_weigh(
     }
 }
 
+/// `w[i] = exp((w[i] - max) * scale)` at `level` ([`super::exp::expf`]); returns their
+/// sum, added in order (a softmax's denominator). The AVX2 path computes eight at a time,
+/// four lanes of f64 per half, the same operations per lane as `expf`.
+#[inline(always)]
+pub(crate) fn exp_in_place(level: FloatLevel, w: &mut [f32], max: f32, scale: f32) -> f32 {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma => {
+            // SAFETY: as in `attention_scores`: AVX2 and FMA were detected.
+            unsafe { x86::exp::exp_in_place(w, max, scale) }
+        }
+        _ => super::exp::exp_in_place_portable(w, max, scale),
+    }
+}
+
+/// `out[i] = silu(g[i]) * u[i]` at `level`, the MLP's gate (candle's `silu` formula, then
+/// the product), eight at a time on the AVX2 path.
+#[inline(always)]
+pub(crate) fn silu_mul(level: FloatLevel, g: &[f32], u: &[f32], out: &mut [f32]) {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma => {
+            // SAFETY: as in `attention_scores`: AVX2 and FMA were detected.
+            unsafe { x86::exp::silu_mul(g, u, out) }
+        }
+        _ => super::exp::silu_mul_portable(g, u, out),
+    }
+}
+
 /// The 8 outputs of `panel` for activation rows `0..n`, into `tile` laid out outputs x
 /// rows (`tile[o * n + r]`).
 pub(crate) fn panel_tile(
@@ -328,14 +357,14 @@ mod x86 {
 
         #[target_feature(enable = "avx2,fma")]
         #[inline]
-        fn load(v: &[f32; 8]) -> __m256 {
+        pub(super) fn load(v: &[f32; 8]) -> __m256 {
             // SAFETY: `v` is 8 readable f32; the load is unaligned.
             unsafe { _mm256_loadu_ps(v.as_ptr()) }
         }
 
         #[target_feature(enable = "avx2,fma")]
         #[inline]
-        fn store(dst: &mut [f32; 8], v: __m256) {
+        pub(super) fn store(dst: &mut [f32; 8], v: __m256) {
             // SAFETY: `dst` is 8 writable f32; the store is unaligned.
             unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
         }
@@ -426,6 +455,130 @@ mod x86 {
                     store(d, *a);
                 }
                 c += width;
+            }
+        }
+    }
+
+    /// [`super::exp_in_place`] and [`super::silu_mul`] with AVX2+FMA: per lane the
+    /// portable `expf`'s f64 operations in the same order, so the same bits.
+    pub(super) mod exp {
+        use std::arch::x86_64::{
+            __m128, __m256, _mm256_add_epi64, _mm256_add_ps, _mm256_and_si256, _mm256_castpd_si256,
+            _mm256_castps_si256, _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmpgt_epi32,
+            _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_ps, _mm256_extractf128_ps,
+            _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_i64gather_epi64, _mm256_movemask_epi8,
+            _mm256_mul_pd, _mm256_mul_ps, _mm256_set_m128, _mm256_set1_epi32, _mm256_set1_epi64x,
+            _mm256_set1_pd, _mm256_set1_ps, _mm256_slli_epi64, _mm256_srli_epi32, _mm256_sub_pd,
+            _mm256_sub_ps, _mm256_xor_ps,
+        };
+
+        use super::super::super::exp::{EXP2_TABLE, INV_LN2_N, POLY, SHIFT, SPECIAL_TOP, expf};
+        use super::attn::{load, store};
+
+        /// Whether any lane of `x` needs `expf`'s special cases.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn special(x: __m256) -> bool {
+            let top = _mm256_and_si256(
+                _mm256_srli_epi32::<20>(_mm256_castps_si256(x)),
+                _mm256_set1_epi32(0x7ff),
+            );
+            let at = _mm256_cmpgt_epi32(top, _mm256_set1_epi32(SPECIAL_TOP as i32 - 1));
+            _mm256_movemask_epi8(at) != 0
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn f64s(bits: u64) -> std::arch::x86_64::__m256d {
+            _mm256_castsi256_pd(_mm256_set1_epi64x(bits as i64))
+        }
+
+        /// `expf` of four lanes, none of them special.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn exp4(x: __m128) -> __m128 {
+            let (inv, shift) = (f64s(INV_LN2_N), f64s(SHIFT));
+            let xd = _mm256_cvtps_pd(x);
+            let kd = _mm256_fmadd_pd(inv, xd, shift);
+            let ki = _mm256_castpd_si256(kd);
+            let kd = _mm256_sub_pd(kd, shift);
+            let r = _mm256_fmsub_pd(inv, xd, kd);
+            let idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+            // SAFETY: every index is masked into 0..32, the table's length.
+            let tab = unsafe { _mm256_i64gather_epi64::<8>(EXP2_TABLE.as_ptr().cast(), idx) };
+            let s = _mm256_castsi256_pd(_mm256_add_epi64(tab, _mm256_slli_epi64::<47>(ki)));
+            let z = _mm256_fmadd_pd(r, f64s(POLY[0]), f64s(POLY[1]));
+            let r2 = _mm256_mul_pd(r, r);
+            let y = _mm256_fmadd_pd(r, f64s(POLY[2]), _mm256_set1_pd(1.0));
+            let y = _mm256_fmadd_pd(z, r2, y);
+            _mm256_cvtpd_ps(_mm256_mul_pd(y, s))
+        }
+
+        /// `expf` of eight lanes, none of them special.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn exp8(x: __m256) -> __m256 {
+            let lo = exp4(_mm256_castps256_ps128(x));
+            let hi = exp4(_mm256_extractf128_ps::<1>(x));
+            _mm256_set_m128(hi, lo)
+        }
+
+        /// See [`super::super::exp_in_place`]. A chunk of eight with a special lane, and
+        /// the tail, go through the portable `expf`.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn exp_in_place(w: &mut [f32], max: f32, scale: f32) -> f32 {
+            let (m, k) = (_mm256_set1_ps(max), _mm256_set1_ps(scale));
+            let mut sum = 0f32;
+            let (chunks, tail) = w.as_chunks_mut::<8>();
+            for c in chunks {
+                let x = _mm256_mul_ps(_mm256_sub_ps(load(c), m), k);
+                if special(x) {
+                    for v in c.iter_mut() {
+                        *v = expf((*v - max) * scale);
+                    }
+                } else {
+                    store(c, exp8(x));
+                }
+                for &v in c.iter() {
+                    sum += v;
+                }
+            }
+            for v in tail {
+                *v = expf((*v - max) * scale);
+                sum += *v;
+            }
+            sum
+        }
+
+        /// See [`super::super::silu_mul`]: `g / (1 + expf(-g)) * u`, eight at a time.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+            let n = out.len().min(g.len()).min(u.len());
+            let (out, g, u) = (&mut out[..n], &g[..n], &u[..n]);
+            let (oc, ot) = out.as_chunks_mut::<8>();
+            let (gc, gt) = g.as_chunks::<8>();
+            let (uc, ut) = u.as_chunks::<8>();
+            let (sign, one) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(1.0));
+            for ((o, g), u) in oc.iter_mut().zip(gc).zip(uc) {
+                let gv = load(g);
+                let neg = _mm256_xor_ps(gv, sign);
+                if special(neg) {
+                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                        *o = g / (1.0 + expf(-g)) * u;
+                    }
+                } else {
+                    let s = _mm256_div_ps(gv, _mm256_add_ps(one, exp8(neg)));
+                    store(o, _mm256_mul_ps(s, load(u)));
+                }
+            }
+            for ((o, &g), &u) in ot.iter_mut().zip(gt).zip(ut) {
+                *o = g / (1.0 + expf(-g)) * u;
             }
         }
     }

@@ -5,6 +5,7 @@
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::kernels::exp;
 use crate::kernels::linear::Linear;
 
 use super::weights::Proj;
@@ -75,12 +76,12 @@ impl Block {
         let (Some(g), Some(u)) = (gu.first(), gu.get(1)) else {
             return Err(Error::UnsupportedModel("gate/up projection split".into()));
         };
-        let g = if self.gelu {
-            g.gelu()?
+        let gated = if self.gelu {
+            (g.gelu()? * u)?
         } else {
-            candle_nn::ops::silu(g)?
+            exp::silu_mul(g, u)?
         };
-        let mut y = self.w_down.forward(&(g * u)?)?;
+        let mut y = self.w_down.forward(&gated)?;
         if let Some((_, post_ffn)) = &self.post_norms {
             y = candle_nn::ops::rms_norm(&y, post_ffn, eps)?;
         }
