@@ -9,7 +9,7 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{LayerKv, Model, RowStep};
 use crate::sampler::{find_stop, row_rng, sample_token};
 use thinktree_engine::{FinishReason, SampleParams, Usage, confidence_of, top_logprobs};
@@ -49,7 +49,9 @@ pub(crate) struct Decode {
     pub(crate) rows: Vec<Row>,
     /// Rows still decoding, ascending.
     active: Vec<usize>,
-    /// The active rows' own keys/values (per layer `(rows, kv_heads, steps, head_dim)`).
+    /// The active rows' own keys/values: per layer `(rows, kv_heads, C, head_dim)` buffers,
+    /// of which the first `steps` positions are written (the step after writes the next
+    /// in place while `C` has room).
     suffix: Option<Vec<LayerKv>>,
     /// The active rows' logits after the last step (empty before the first).
     step_logits: Vec<Vec<f32>>,
@@ -188,7 +190,7 @@ impl Decode {
         if let Some(kv) = &self.suffix {
             for (j, &r) in self.active.iter().enumerate() {
                 if !keep.contains(&j) {
-                    self.rows[r].kv = take_row(kv, j)?;
+                    self.rows[r].kv = take_row(kv, j, self.steps)?;
                 }
             }
         }
@@ -252,12 +254,10 @@ impl Decode {
         let (eos, max_ctx) = (tokenizer.eos_token_ids(), model.config().context_length);
         while self.draw(tokenizer, eos, max_ctx)? {
             let inputs = self.inputs();
-            let (logits, kv) = model.forward_rows(
-                &self.feed,
-                &inputs.prefixes,
-                self.suffix.as_deref(),
-                &inputs.positions,
-            )?;
+            let (logits, kv) = model
+                .forward_steps(&[inputs.step()], true)?
+                .pop()
+                .ok_or_else(|| Error::Shape("a decode step lost its output".into()))?;
             self.absorb(logits, kv)?;
         }
         Ok(self)
@@ -278,18 +278,20 @@ impl StepInputs<'_> {
             tokens: &self.decode.feed,
             prefixes: &self.prefixes,
             suffix: self.decode.suffix.as_deref(),
+            own_len: Some(self.decode.steps),
             positions: &self.positions,
         }
     }
 }
 
-/// Row `j` of each layer's batched keys/values, copied out so the batch can be freed.
-/// (`Tensor::copy` would clone the whole batch's storage for every row: a finished row of
-/// an 8-row step held 8 rows' keys while the cache counted one.)
-fn take_row(kv: &[LayerKv], j: usize) -> Result<Vec<LayerKv>> {
-    kv.iter()
-        .map(|(k, v)| Ok((k.get(j)?.force_contiguous()?, v.get(j)?.force_contiguous()?)))
-        .collect()
+/// Row `j`'s first `len` positions of each layer's batched keys/values (buffers with room
+/// to grow), copied out so the batch can be freed. (`Tensor::copy` would clone the whole
+/// batch's storage for every row: a finished row of an 8-row step held 8 rows' keys while
+/// the cache counted one.)
+fn take_row(kv: &[LayerKv], j: usize, len: usize) -> Result<Vec<LayerKv>> {
+    let row =
+        |x: &Tensor| -> Result<Tensor> { Ok(x.get(j)?.narrow(1, 0, len)?.force_contiguous()?) };
+    kv.iter().map(|(k, v)| Ok((row(k)?, row(v)?))).collect()
 }
 
 impl std::fmt::Debug for Decode {

@@ -205,7 +205,7 @@ fn step(mut live: Vec<Job>, model: &Model, counters: &Counters) -> Vec<Job> {
     let merged = {
         let inputs: Vec<StepInputs<'_>> = live.iter().map(|j| j.decode.inputs()).collect();
         let steps: Vec<RowStep<'_>> = inputs.iter().map(StepInputs::step).collect();
-        model.forward_steps(&steps)
+        model.forward_steps(&steps, true)
     };
     let rows: u64 = live.iter().map(|j| j.decode.active_rows() as u64).sum();
     counters.steps.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +225,7 @@ fn step(mut live: Vec<Job>, model: &Model, counters: &Counters) -> Vec<Job> {
             .map(|j| {
                 let inputs = j.decode.inputs();
                 model
-                    .forward_steps(&[inputs.step()])
+                    .forward_steps(&[inputs.step()], true)
                     .and_then(|mut o| o.pop().ok_or_else(|| Error::Shape("lost a step".into())))
             })
             .collect(),

@@ -9,7 +9,7 @@
 //! and the row's own keys, softmax, weigh the values. The shared prefix is read in place,
 //! never copied per row, and each (row, head) is computed the same way whatever the batch.
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
 use super::simd::{self, FloatLevel};
@@ -59,12 +59,35 @@ impl<'a> F32View<'a> {
     }
 }
 
-/// Runs `f` on the f32 contents of a tensor (made contiguous first; a contiguous tensor
-/// is read in place).
-pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = t.contiguous()?;
-    let view = F32View::new(&t)?;
-    Ok(f(view.slice()?))
+impl<'a> F32View<'a> {
+    /// Locks a `(rows, kv_heads, len, head_dim)` tensor's storage to read its rows' keys
+    /// (or values) in place: the values from its first element on, and where each (row,
+    /// head) starts. Positions must lie `head_dim` apart (true of a packed buffer with room
+    /// to grow and of a narrowed view of one); None otherwise.
+    pub(crate) fn own(t: &'a Tensor) -> Option<(Self, OwnStrides)> {
+        let (storage, layout) = t.storage_and_layout();
+        let (dims, st) = (layout.dims(), layout.stride());
+        if dims.len() != 4 || st[3] != 1 || st[2] != dims[3] {
+            return None;
+        }
+        let start = layout.start_offset();
+        let end = if dims.contains(&0) {
+            start
+        } else {
+            start + dims.iter().zip(st).map(|(n, s)| (n - 1) * s).sum::<usize>() + 1
+        };
+        let at = OwnStrides {
+            row: st[0],
+            head: st[1],
+        };
+        Some((
+            Self {
+                storage: Box::new(storage),
+                range: (start, end),
+            },
+            at,
+        ))
+    }
 }
 
 /// Rotates every head of `x` (`heads * head_dim` values per row) for one position, with
@@ -99,37 +122,63 @@ pub(crate) fn rms_norm_heads(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// Appends each row's `t` new keys (or values) to its own cached ones: `suffix` is `(rows,
-/// kv_heads, s, head_dim)` (or absent when `s == 0`), `new` is `(rows, t, kv_heads *
-/// head_dim)`; returns `(rows, kv_heads, s + t, head_dim)` as a flat vector.
-pub(crate) fn append_own(
-    suffix: Option<&[f32]>,
-    s: usize,
-    new: &[f32],
-    t: usize,
-    d: Dims,
-) -> Vec<f32> {
+/// Where each (row, kv head)'s own keys (or values) start in a flat buffer, in floats:
+/// row `r`, head `g` at `r * row + g * head`, its positions `head_dim` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnStrides {
+    pub row: usize,
+    pub head: usize,
+}
+
+impl OwnStrides {
+    /// A `(rows, kv_heads, cap, head_dim)` buffer laid out contiguously.
+    pub(crate) fn packed(d: Dims, cap: usize) -> Self {
+        Self {
+            row: d.n_kv_head * cap * d.head_dim,
+            head: cap * d.head_dim,
+        }
+    }
+}
+
+/// Writes each row's `t` new keys (or values) at positions `s..s + t` of its own:
+/// `new` is `(rows, t, kv_heads * head_dim)`, `buf` holds `(rows, kv_heads, >= s + t,
+/// head_dim)` laid out by `at`. Only those positions are written.
+pub(crate) fn write_own(buf: &mut [f32], at: OwnStrides, s: usize, new: &[f32], t: usize, d: Dims) {
     let hd = d.head_dim;
-    let mut out = Vec::with_capacity(d.rows * d.n_kv_head * (s + t) * hd);
     for r in 0..d.rows {
         for g in 0..d.n_kv_head {
-            if let Some(sfx) = suffix {
-                let at = (r * d.n_kv_head + g) * s * hd;
-                out.extend_from_slice(&sfx[at..at + s * hd]);
-            }
             for j in 0..t {
-                let at = ((r * t + j) * d.n_kv_head + g) * hd;
-                out.extend_from_slice(&new[at..at + hd]);
+                let from = ((r * t + j) * d.n_kv_head + g) * hd;
+                let to = r * at.row + g * at.head + (s + j) * hd;
+                buf[to..to + hd].copy_from_slice(&new[from..from + hd]);
             }
         }
     }
-    out
+}
+
+/// Copies each row's first `s` own keys (or values) from `src` (laid out by `from`) into
+/// `dst` (laid out by `to`).
+pub(crate) fn copy_own(
+    dst: &mut [f32],
+    to: OwnStrides,
+    src: &[f32],
+    from: OwnStrides,
+    s: usize,
+    d: Dims,
+) {
+    let n = s * d.head_dim;
+    for r in 0..d.rows {
+        for g in 0..d.n_kv_head {
+            let (a, b) = (r * from.row + g * from.head, r * to.row + g * to.head);
+            dst[b..b + n].copy_from_slice(&src[a..a + n]);
+        }
+    }
 }
 
 /// Causal attention of `t` new queries per (row, head) against the row's prefix keys
 /// `(kv_heads, p_r, head_dim)` (`prefixes[r]`, shared by rows continuing the same context)
-/// and the row's own keys `(rows, kv_heads, s + t, head_dim)` (its `s` earlier ones, then
-/// the `t` new ones); query `j` sees the prefix, the `s` earlier keys and new keys `0..=j`.
+/// and the row's own keys, `s + t` positions per (row, kv head) laid out by `at` (its `s`
+/// earlier ones, then the `t` new ones: `own` is keys, values and their layout); query `j` sees the prefix, the `s` earlier keys and new keys `0..=j`.
 /// `q` is `(rows, t, n_head * head_dim)`, already rotated; returns the same shape. With
 /// `d.window = Some(w)`, a query at position `x` sees only the keys at positions
 /// `> x - w`.
@@ -145,7 +194,7 @@ pub(crate) fn attend(
     level: FloatLevel,
     q: &[f32],
     prefixes: &[Option<(&[f32], &[f32])>],
-    own: (&[f32], &[f32]),
+    own: (&[f32], &[f32], OwnStrides),
     s: usize,
     t: usize,
     d: Dims,
@@ -153,7 +202,8 @@ pub(crate) fn attend(
     let step = Step {
         q,
         prefixes,
-        own,
+        own: (own.0, own.1),
+        at: own.2,
         s,
         t,
         d,
@@ -179,6 +229,7 @@ struct Step<'a> {
     q: &'a [f32],
     prefixes: &'a [Option<(&'a [f32], &'a [f32])>],
     own: (&'a [f32], &'a [f32]),
+    at: OwnStrides,
     s: usize,
     t: usize,
     d: Dims,
@@ -194,14 +245,13 @@ impl Step<'_> {
         let (s, t) = (self.s, self.t);
         let hd = d.head_dim;
         let group = d.n_head / d.n_kv_head;
-        let own_len = s + t;
         let (r, j, h) = (i / (t * d.n_head), (i / d.n_head) % t, i % d.n_head);
         let g = h / group;
         let qh: Vec<f32> = self.q[i * hd..(i + 1) * hd]
             .iter()
             .map(|x| x * d.scale)
             .collect();
-        let own_at = (r * d.n_kv_head + g) * own_len * hd;
+        let own_at = r * self.at.row + g * self.at.head;
         let visible = s + j + 1;
         let pre = self.prefixes.get(r).copied().flatten().map(|(k, v)| {
             let p = k.len() / (d.n_kv_head * hd);
@@ -283,15 +333,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-/// A flat `(rows, kv_heads, len, head_dim)` vector as a tensor.
-pub(crate) fn own_tensor(v: Vec<f32>, d: Dims, len: usize) -> Result<Tensor> {
-    Ok(Tensor::from_vec(
-        v,
-        (d.rows, d.n_kv_head, len, d.head_dim),
-        &Device::Cpu,
-    )?)
 }
 
 #[cfg(test)]
@@ -389,19 +430,11 @@ mod tests {
                     let prefixes: Vec<Option<(&[f32], &[f32])>> = (0..rows)
                         .map(|r| (p > 0 && r != 1).then_some((&pk[..], &pv[..])))
                         .collect();
-                    let args = (&q[..], &prefixes[..], (&own_k[..], &own_v[..]), s, t, d);
-                    let want = attend(
-                        FloatLevel::BASELINE,
-                        args.0,
-                        args.1,
-                        args.2,
-                        args.3,
-                        args.4,
-                        args.5,
-                    );
+                    let own = (&own_k[..], &own_v[..], OwnStrides::packed(d, s + t));
+                    let want = attend(FloatLevel::BASELINE, &q, &prefixes, own, s, t, d);
                     assert!(want.iter().all(|v| v.is_finite()));
                     for &level in &levels {
-                        let got = attend(level, args.0, args.1, args.2, args.3, args.4, args.5);
+                        let got = attend(level, &q, &prefixes, own, s, t, d);
                         assert_eq!(bits(&got), bits(&want), "{level:?} {d:?} t={t} s={s} p={p}");
                     }
                     cases += 1;

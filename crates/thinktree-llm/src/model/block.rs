@@ -41,13 +41,33 @@ pub(crate) struct Block {
 pub(super) struct Context<'a> {
     /// Each row's shared prefix keys/values for this layer.
     pub(super) prefixes: Vec<Option<&'a LayerKv>>,
-    /// Runs of consecutive rows and their own keys/values for this layer: `(rows, keys)`,
-    /// the same own length for every row of a run. One run for a prefill or one search's
-    /// step; one per search when the steps of several searches are merged.
-    pub(super) runs: Vec<(usize, Option<&'a LayerKv>)>,
+    /// Runs of consecutive rows and their own keys/values for this layer, the same own
+    /// length for every row of a run. One run for a prefill or one search's step; one per
+    /// search when the steps of several searches are merged.
+    pub(super) runs: Vec<Run<'a>>,
+    /// Whether the own keys/values returned are buffers with room for later steps (a
+    /// decode's), written in place while they have room; otherwise exactly as long as
+    /// they are.
+    pub(super) grow: bool,
     /// Rotary cosines and sines of every (row, new token), `head_dim / 2` each, per kind
     /// of layer (a block reads `ropes[block.rope]`).
     pub(super) ropes: &'a [RopeRows],
+}
+
+/// Consecutive rows sharing an own length, and their own keys/values of one layer:
+/// `(rows, kv_heads, >= len, head_dim)`, of which the first `len` positions are theirs.
+pub(super) struct Run<'a> {
+    pub(super) rows: usize,
+    pub(super) own: Option<&'a LayerKv>,
+    pub(super) len: usize,
+}
+
+impl<'a> Run<'a> {
+    /// Rows whose own keys/values are exactly as long as they are.
+    pub(super) fn exact(rows: usize, own: Option<&'a LayerKv>) -> Self {
+        let len = own.map_or(0, |(k, _)| k.dims().get(2).copied().unwrap_or(0));
+        Self { rows, own, len }
+    }
 }
 
 impl Block {

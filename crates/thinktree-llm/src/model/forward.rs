@@ -7,19 +7,23 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 
-use super::block::Context;
+use super::block::{Context, Run};
 use super::{LayerKv, Model, ModelConfig, on_pool};
 
 /// One search's rows in a merged decode step ([`Model::forward_steps`]): the arguments of
-/// [`Model::forward_rows`].
+/// [`Model::forward_rows`], and how many own positions the rows have.
 #[derive(Debug, Clone, Copy)]
-pub struct RowStep<'a> {
+pub(crate) struct RowStep<'a> {
     /// One token per row.
     pub tokens: &'a [u32],
     /// Each row's shared prefix keys/values (per layer `(kv_heads, P_r, head_dim)`).
     pub prefixes: &'a [Option<&'a [LayerKv]>],
-    /// The rows' own keys/values (per layer `(rows, kv_heads, S, head_dim)`).
+    /// The rows' own keys/values (per layer `(rows, kv_heads, C, head_dim)`, of which the
+    /// first `own_len` positions are theirs: `C` may be larger, room to grow).
     pub suffix: Option<&'a [LayerKv]>,
+    /// `S`, the rows' own positions; None: each layer's `C` (exact tensors, whose window
+    /// layers may hold fewer positions than the others).
+    pub own_len: Option<usize>,
     /// Each row's position (`P_r + S`).
     pub positions: &'a [usize],
 }
@@ -70,7 +74,7 @@ impl Model {
                 });
             }
             self.check_vocab(tokens.iter().flatten())?;
-            self.check_position(pos, prefix, suffix)?;
+            self.check_position(pos, prefix, suffix, None)?;
             let flat: Vec<u32> = tokens.iter().flatten().copied().collect();
             let ids = Tensor::from_vec(flat, (rows, t), &Device::Cpu)?;
             let x = self.embed(&ids)?;
@@ -78,8 +82,9 @@ impl Model {
             let ropes = self.rope_rows(&positions, t);
             let (x, mut new_kv) = self.run_blocks(x, 1, |i| Context {
                 prefixes: vec![prefix.and_then(|p| p.get(i)); rows],
-                runs: vec![(rows, suffix.and_then(|s| s.get(i)))],
+                runs: vec![Run::exact(rows, suffix.and_then(|s| s.get(i)))],
                 ropes: &ropes,
+                grow: false,
             })?;
             let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
             let last = candle_nn::ops::rms_norm(&last, &self.out_norm, self.cfg.rms_eps)?;
@@ -104,9 +109,10 @@ impl Model {
             tokens,
             prefixes,
             suffix,
+            own_len: None,
             positions,
         };
-        self.forward_steps(&[step])?
+        self.forward_steps(&[step], false)?
             .pop()
             .ok_or_else(|| Error::Shape("forward_rows lost its step".into()))
     }
@@ -115,8 +121,15 @@ impl Model {
     /// projection reads its weights once for all their rows, while each step keeps its
     /// own rows' keys (of its own length `S`). Returns, per step, what
     /// [`Model::forward_rows`] returns for it alone, bit for bit (the kernels compute each
-    /// row by the same instructions whatever the batch around it).
-    pub fn forward_steps(&self, steps: &[RowStep<'_>]) -> Result<Vec<(Tensor, Vec<LayerKv>)>> {
+    /// row by the same instructions whatever the batch around it). With `grow`, the own
+    /// keys/values returned are buffers with room for later steps, and a suffix with room
+    /// is written in place (a decode's; see `attention.rs`): only the first `own_len + 1`
+    /// positions of what it returns are the rows'.
+    pub(crate) fn forward_steps(
+        &self,
+        steps: &[RowStep<'_>],
+        grow: bool,
+    ) -> Result<Vec<(Tensor, Vec<LayerKv>)>> {
         on_pool(|| {
             for step in steps {
                 self.check_step(step)?;
@@ -135,9 +148,20 @@ impl Model {
                     .collect(),
                 runs: steps
                     .iter()
-                    .map(|s| (s.tokens.len(), s.suffix.and_then(|kv| kv.get(i))))
+                    .map(|s| {
+                        let own = s.suffix.and_then(|kv| kv.get(i));
+                        match s.own_len {
+                            Some(len) => Run {
+                                rows: s.tokens.len(),
+                                own,
+                                len,
+                            },
+                            None => Run::exact(s.tokens.len(), own),
+                        }
+                    })
                     .collect(),
                 ropes: &ropes,
+                grow,
             })?;
             let last = candle_nn::ops::rms_norm(&x.squeeze(1)?, &self.out_norm, self.cfg.rms_eps)?;
             let logits = self.output.forward(&last)?;
@@ -168,7 +192,7 @@ impl Model {
                     max: self.cfg.context_length,
                 });
             }
-            self.check_position(pos, *p, step.suffix)?;
+            self.check_position(pos, *p, step.suffix, step.own_len)?;
         }
         Ok(())
     }

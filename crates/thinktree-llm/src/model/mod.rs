@@ -27,7 +27,7 @@ use crate::kernels::linear::Linear;
 
 use block::Block;
 pub use config::ModelConfig;
-pub use forward::RowStep;
+pub(crate) use forward::RowStep;
 pub use weights::WeightFormat;
 
 /// Per-layer keys and values: `(k, v)`, each `(kv_heads, len, head_dim)` for one sequence or
@@ -84,24 +84,34 @@ impl Model {
 
     /// A typed error unless a token at `pos` follows exactly the prefix and the own keys
     /// (read from a full-context layer; a model of window layers only can just be checked
-    /// not to run past `pos`).
+    /// not to run past `pos`). `own_len`: the own keys' length when they are buffers
+    /// with room (a decode's), else read from their shape.
     fn check_position(
         &self,
         pos: usize,
         prefix: Option<&[LayerKv]>,
         suffix: Option<&[LayerKv]>,
+        own_len: Option<usize>,
     ) -> Result<()> {
-        let (p_len, s_len) = match (self.kv_len(prefix, 1), self.kv_len(suffix, 2)) {
+        let longest = |kv: Option<&[LayerKv]>, dim: usize| {
+            kv.into_iter()
+                .flatten()
+                .map(|(k, _)| k.dim(dim).unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        };
+        // Own keys given with their length may be buffers longer than it.
+        let own = match own_len {
+            Some(n) => Some(if suffix.is_some() { n } else { 0 }),
+            None => self.kv_len(suffix, 2),
+        };
+        let (p_len, s_len) = match (self.kv_len(prefix, 1), own) {
             (Some(p), Some(s)) => (p, s),
-            _ => {
-                let longest = |kv: Option<&[LayerKv]>, dim: usize| {
-                    kv.into_iter()
-                        .flatten()
-                        .map(|(k, _)| k.dim(dim).unwrap_or(0))
-                        .max()
-                        .unwrap_or(0)
-                };
-                let (p, s) = (longest(prefix, 1), longest(suffix, 2));
+            (_, own) => {
+                let (p, s) = (
+                    longest(prefix, 1),
+                    own.unwrap_or_else(|| longest(suffix, 2)),
+                );
                 if p + s <= pos {
                     return Ok(());
                 }

@@ -625,6 +625,41 @@ fn int8_batch_equals_sequential() {
     assert_eq!(gap, 0.0, "batched vs sequential logprob differ by {gap}");
 }
 
+/// A decode writes each step's keys into its rows' own buffers in place and moves them to
+/// a buffer twice as long when full (16, then 34, then 70 positions): rows decoded past
+/// two such moves still give, token for token, the log-probabilities of the same tokens
+/// fed one at a time, and their final states continue with a fresh prefill's logits.
+#[test]
+fn long_decodes_that_outgrow_their_buffers_equal_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = tiny_engine(dir.path(), &exact(), EngineOptions::default()).unwrap();
+    let ids = prompt_ids(&e);
+    let (s, _) = e.extend_tokens(&e.root(), &ids).unwrap();
+    let p = SampleParams {
+        seed: 9,
+        stop: StopCondition::tokens(40),
+        ..SampleParams::default()
+    };
+    let (rows, _) = e.sample(&s, 4, &p).unwrap();
+    assert!(
+        rows.iter().any(|r| r.tokens.len() > 34),
+        "no row outgrew two buffers"
+    );
+    assert_eq!(batch_vs_sequential_gap(&e, &s, 4, &p).unwrap(), 0.0);
+    let fresh = tiny_engine(dir.path(), &exact(), EngineOptions::default()).unwrap();
+    for r in &rows {
+        let (again, _) = fresh
+            .extend_tokens(&fresh.root(), &r.state.tokens())
+            .unwrap();
+        assert_eq!(
+            e.next_logits(&r.state).unwrap().0,
+            fresh.next_logits(&again).unwrap().0,
+            "a row of {} tokens",
+            r.tokens.len()
+        );
+    }
+}
+
 /// qwen2 layout (rotary over halves, q/k/v biases): decoding token by token from a forked
 /// context (the decode-step attention) gives the logits of one fresh prefill.
 #[test]
