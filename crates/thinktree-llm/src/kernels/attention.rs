@@ -337,18 +337,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{bits, scaled as pseudo};
     use super::*;
-
-    fn pseudo(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-        super::super::pseudo(n, seed)
-            .into_iter()
-            .map(|x| x * scale)
-            .collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|v| v.to_bits()).collect()
-    }
 
     /// The scores at every level are `dot`'s on each key (the AVX2 path takes four keys at
     /// once), head sizes with and without a tail past whole vectors.

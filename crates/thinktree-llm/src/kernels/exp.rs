@@ -152,18 +152,8 @@ pub(crate) fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
 mod tests {
     use rayon::prelude::*;
 
+    use super::super::{bits, scaled as pseudo};
     use super::*;
-
-    fn pseudo(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-        super::super::pseudo(n, seed)
-            .into_iter()
-            .map(|x| x * scale)
-            .collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|v| v.to_bits()).collect()
-    }
 
     /// Values from 0 to past the underflow thresholds, on both sides of `SPECIAL_TOP` in
     /// most eight-value chunks, infinities and NaN.

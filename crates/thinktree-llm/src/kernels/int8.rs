@@ -625,7 +625,7 @@ fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pseudo;
+    use super::super::{bits, pseudo};
     use super::*;
     use candle_core::Tensor;
 
@@ -738,10 +738,6 @@ mod tests {
         );
         assert!(m.matmul(&[0.0; 31], 1).is_err());
         assert_eq!(m.matmul(&[0.0; 32], 1).unwrap(), vec![0.0; 4]);
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|v| v.to_bits()).collect()
     }
 
     /// Every SIMD variant and the scalar loop compute the same bits, for signed and

@@ -25,3 +25,15 @@ fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Test inputs: [`pseudo`]'s values times `scale`.
+#[cfg(test)]
+fn scaled(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    pseudo(n, seed).into_iter().map(|x| x * scale).collect()
+}
+
+/// The bits of each value, to compare results exactly (NaN included).
+#[cfg(test)]
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
