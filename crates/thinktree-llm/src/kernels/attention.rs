@@ -30,7 +30,8 @@ pub(crate) struct Dims {
     pub window: Option<usize>,
 }
 
-/// A read lock on a contiguous CPU f32 tensor's storage, to read it in place.
+/// A read lock on a CPU f32 tensor's storage, to read it in place: a contiguous tensor, or
+/// rows' own keys laid out by position ([`F32View::own`]).
 pub(crate) struct F32View<'a> {
     // candle's lock guard, whatever its type: only dereferenced.
     storage: Box<dyn std::ops::Deref<Target = Storage> + 'a>,
@@ -57,9 +58,7 @@ impl<'a> F32View<'a> {
         };
         Ok(&cpu.as_slice::<f32>()?[self.range.0..self.range.1])
     }
-}
 
-impl<'a> F32View<'a> {
     /// Locks a `(rows, kv_heads, len, head_dim)` tensor's storage to read its rows' keys
     /// (or values) in place: the values from its first element on, and where each (row,
     /// head) starts. Positions must lie `head_dim` apart (true of a packed buffer with room
@@ -177,8 +176,9 @@ pub(crate) fn copy_own(
 
 /// Causal attention of `t` new queries per (row, head) against the row's prefix keys
 /// `(kv_heads, p_r, head_dim)` (`prefixes[r]`, shared by rows continuing the same context)
-/// and the row's own keys, `s + t` positions per (row, kv head) laid out by `at` (its `s`
-/// earlier ones, then the `t` new ones: `own` is keys, values and their layout); query `j` sees the prefix, the `s` earlier keys and new keys `0..=j`.
+/// and the row's own keys (`own`: keys, values and their layout), `s + t` positions per
+/// (row, kv head): its `s` earlier ones, then the `t` new ones. Query `j` sees the prefix,
+/// the `s` earlier keys and new keys `0..=j`.
 /// `q` is `(rows, t, n_head * head_dim)`, already rotated; returns the same shape. With
 /// `d.window = Some(w)`, a query at position `x` sees only the keys at positions
 /// `> x - w`.
