@@ -67,8 +67,10 @@ proptest! {
         let sol = solve(&e, "How many apples?", &cfg).unwrap();
         prop_assert_eq!(sol.usage, e.spent());
         // Rows that step together may each overrun by what one step allows; a rollout
-        // scorer's rows (2 per scored node) likewise.
-        let rows = (samples.max(expand * width).max(expand * leaf_batch)) as u64;
+        // scorer's rows (2 per scored node) likewise, and rStar's voted actions (its
+        // `votes` rows sample together).
+        let voting = if method == Method::RStar { cfg.rstar.votes } else { 1 };
+        let rows = (samples.max(expand * width).max(expand * leaf_batch).max(voting)) as u64;
         let rows = if scorer.contains("rollout") { 3 * rows } else { rows };
         prop_assert!(sol.usage.generated_tokens <= budget as u64 + rows, "{:?}", sol.usage);
         for c in &sol.candidates {
