@@ -472,7 +472,9 @@ mod x86 {
             _mm256_sub_ps, _mm256_xor_ps,
         };
 
-        use super::super::super::exp::{EXP2_TABLE, INV_LN2_N, POLY, SHIFT, SPECIAL_TOP, expf};
+        use super::super::super::exp::{
+            EXP2_TABLE, INV_LN2_N, POLY, SHIFT, SPECIAL_TOP, expf, silu_mul_portable,
+        };
         use super::attn::{load, store};
 
         /// Whether any lane of `x` needs `expf`'s special cases.
@@ -569,17 +571,13 @@ mod x86 {
                 let gv = load(g);
                 let neg = _mm256_xor_ps(gv, sign);
                 if special(neg) {
-                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                        *o = g / (1.0 + expf(-g)) * u;
-                    }
+                    silu_mul_portable(g, u, o);
                 } else {
                     let s = _mm256_div_ps(gv, _mm256_add_ps(one, exp8(neg)));
                     store(o, _mm256_mul_ps(s, load(u)));
                 }
             }
-            for ((o, &g), &u) in ot.iter_mut().zip(gt).zip(ut) {
-                *o = g / (1.0 + expf(-g)) * u;
-            }
+            silu_mul_portable(gt, ut, ot);
         }
     }
 

@@ -182,11 +182,15 @@ fn extend_own(
     let to = OwnStrides::packed(d, cap);
     let mut buf = vec![0f32; d.rows * to.row];
     if let Some(x) = own.filter(|_| s > 0) {
-        let x = match F32View::own(x) {
-            Some(_) => x.clone(),
-            None => x.contiguous()?,
+        let packed;
+        let own = match F32View::own(x) {
+            Some(own) => Some(own),
+            None => {
+                packed = x.contiguous()?;
+                F32View::own(&packed)
+            }
         };
-        let Some((view, from)) = F32View::own(&x) else {
+        let Some((view, from)) = own else {
             return Err(Error::Shape("own keys are not laid out by position".into()));
         };
         attention::copy_own(&mut buf, to, view.slice()?, from, s, d);
