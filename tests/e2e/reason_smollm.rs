@@ -177,3 +177,60 @@ fn rstar_takes_its_actions_on_the_real_model() {
         sol.usage
     );
 }
+
+#[test]
+fn reflection_is_an_mcts_action_and_a_beam_epilogue_on_the_real_model() {
+    use thinktree::reason::REFLECTION;
+    let e = engine();
+    let marker = REFLECTION.trim();
+    let mut cfg = SolveConfig::new(Method::Mcts);
+    cfg.token_budget = 600;
+    cfg.seed = 3;
+    cfg.reflect = true;
+    cfg.export_tree = true;
+    let sol = solve(e, PENS, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    let reflecting: Vec<_> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.raw.ends_with(REFLECTION) && n.steps.last().is_some_and(|s| s == marker))
+        .collect();
+    assert!(!reflecting.is_empty(), "{tree:#?}");
+    // Each reflection stands beside the finished chain it rethinks.
+    for r in &reflecting {
+        assert!(!r.terminal);
+        let chain = &r.steps[..r.steps.len() - 1];
+        assert!(
+            tree.nodes.iter().any(|n| n.parent == r.parent
+                && n.terminal
+                && n.answer.is_some()
+                && n.steps == chain),
+            "{r:#?}"
+        );
+    }
+    // Finished chains below a reflection are counted, each with the answer it had.
+    let below = tree
+        .nodes
+        .iter()
+        .filter(|n| n.terminal && n.steps.iter().any(|s| s == marker))
+        .count();
+    assert!(sol.reflections.len() <= below);
+    assert!(sol.reflections.iter().all(|r| r.before.is_some()));
+    assert!(
+        sol.usage.generated_tokens <= 600 + 3 * 64,
+        "{:?}",
+        sol.usage
+    );
+
+    let mut cfg = SolveConfig::new(Method::Beam);
+    cfg.token_budget = 1200;
+    cfg.seed = 3;
+    cfg.reflect = true;
+    let sol = solve(e, PENS, &cfg).unwrap();
+    assert!(!sol.reflections.is_empty(), "{sol:#?}");
+    assert!(
+        sol.usage.generated_tokens <= 1200 + 9 * 64,
+        "{:?}",
+        sol.usage
+    );
+}

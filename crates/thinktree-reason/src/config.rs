@@ -78,9 +78,14 @@ pub struct SolveConfig {
     pub extractor: Extractor,
     /// DeepConf's settings (its two methods only).
     pub deepconf: crate::DeepConf,
-    /// Marco-o1's reflection for greedy, self-consistency and best-of-N: a chain that
-    /// reached an answer is continued after [`crate::REFLECTION`], within the budget,
-    /// and its new answer counts ([`crate::Solution::reflections`] keeps both).
+    /// Marco-o1's reflection: a chain that reached an answer is continued after
+    /// [`crate::REFLECTION`], within the budget, and its new answer counts
+    /// ([`crate::Solution::reflections`] keeps both). Greedy, self-consistency, best-of-N
+    /// and beam reflect their finished chains; MCTS and Marco offer it as an action (a
+    /// finished chain's sibling that rethinks). rStar and DeepConf refuse it
+    /// ([`crate::Error::InvalidConfig`]): their votes are valued by how the answer was
+    /// sampled (its share of rStar's votes, DeepConf's trace confidence), which a
+    /// reflected continuation does not have.
     pub reflect: bool,
     /// rStar's mutual-consistency check of the finished trajectories (None: off).
     pub discriminator: Option<crate::Discriminator>,
@@ -205,6 +210,19 @@ impl SolveConfig {
         }
         self.deepconf.validate()?;
         self.rstar.validate()?;
+        if self.reflect
+            && matches!(
+                self.method,
+                Method::RStar | Method::DeepConf | Method::DeepConfOnline
+            )
+        {
+            return Err(Error::InvalidConfig(format!(
+                "reflect is not defined for {}: its answers are valued by how they were \
+                 sampled (rStar's vote share, DeepConf's trace confidence); use it with \
+                 greedy, sc, bon, beam, mcts or marco",
+                self.method
+            )));
+        }
         if let Some(d) = &self.discriminator {
             d.validate()?;
         }

@@ -29,6 +29,9 @@ pub(crate) struct Node<S> {
     pub terminal: bool,
     /// The final answer (only for terminal nodes).
     pub answer: Option<String>,
+    /// The answer the path had stated when it reflected ([`crate::REFLECTION`]); `None`
+    /// while it never did. A path reflects at most once.
+    pub reflected: Option<Option<String>>,
 }
 
 impl<S: Clone> Node<S> {
@@ -46,12 +49,24 @@ impl<S: Clone> Node<S> {
             path_relative: Vec::new(),
             terminal: false,
             answer: None,
+            reflected: None,
         }
     }
 
     /// The solution text so far.
     pub fn text(&self) -> &str {
         &self.raw
+    }
+
+    /// The steps since the path's reflection (all of them if it never reflected): what a
+    /// new step is checked against for loops, since a reflected path is told to start
+    /// over and may rightly repeat a step it wrote before.
+    pub fn steps_since_reflection(&self) -> &[String] {
+        let marker = crate::REFLECTION.trim();
+        match self.steps.iter().rposition(|s| s == marker) {
+            Some(i) if self.reflected.is_some() => &self.steps[i + 1..],
+            _ => &self.steps,
+        }
     }
 }
 

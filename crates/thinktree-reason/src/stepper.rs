@@ -53,7 +53,7 @@ impl Stepper<'_> {
         // leaves; the path ends there instead of burning the budget.
         let looping = !text.is_empty()
             && !matches!(self.split, StepSplit::Tokens(_))
-            && parent.steps.contains(&text);
+            && parent.steps_since_reflection().contains(&text);
         let mut steps = parent.steps.clone();
         if !text.is_empty() && !looping {
             steps.push(text.clone());
@@ -76,6 +76,7 @@ impl Stepper<'_> {
             path_relative,
             terminal: false,
             answer: None,
+            reflected: parent.reflected.clone(),
         };
         if let Some(a) = explicit {
             node.terminal = true;
@@ -129,6 +130,7 @@ impl Stepper<'_> {
             path_relative,
             terminal: true,
             answer,
+            reflected: root.reflected.clone(),
         };
         self.finish(&mut node);
         node

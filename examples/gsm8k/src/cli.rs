@@ -50,9 +50,11 @@ pub struct Args {
     #[arg(long, value_name = "SHARE")]
     pub deepconf_keep: Option<f64>,
 
-    /// Marco-o1's reflection for greedy, sc and bon: a chain that reached an answer is
-    /// told "Wait! Maybe I made some mistakes! I need to rethink from scratch." and goes
-    /// on within the budget; the summary counts the answers it fixed and broke.
+    /// Marco-o1's reflection: a chain that reached an answer is told "Wait! Maybe I made
+    /// some mistakes! I need to rethink from scratch." and goes on within the budget
+    /// (greedy, sc, bon, beam: every finished chain; mcts, marco: an action beside each
+    /// finished chain that the search may take; rstar and deepconf refuse it); the
+    /// summary counts the answers it fixed and broke.
     #[arg(long)]
     pub reflect: bool,
 

@@ -28,6 +28,8 @@ impl<S> Beam<S> {
 /// one batched call, merges identical siblings, scores all new steps in one scorer call,
 /// and keeps the best by mean step score. Finished paths leave the beam; the search ends
 /// when `beam_width` paths have finished, at `max_steps`, or when the budget is spent.
+/// With [`crate::SolveConfig::reflect`] the finished paths then reflect within what is
+/// left of the budget and keep their path value.
 pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     let cfg = run.cfg;
     let mut trace = SearchTree::default();
@@ -85,6 +87,17 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
     for mut b in beams {
         run.stepper.finish(&mut b.node);
         done.push(b);
+    }
+    // Reflection (Marco-o1), when asked: the finished beams rethink within what is left.
+    if cfg.reflect {
+        let nodes = done.iter().map(|b| b.node.clone()).collect();
+        let nodes = super::reflect::reflect(run, nodes, &mut out.reflections)?;
+        for (b, node) in done.iter_mut().zip(nodes) {
+            if node.reflected.is_some() && b.node.reflected.is_none() {
+                b.trace_id = push(&mut trace, &node, Some(b.trace_id), None, 1.0);
+            }
+            b.node = node;
+        }
     }
     out.finished = done
         .iter()

@@ -7,7 +7,10 @@
 //! scores the batch's new leaves in one scorer call; a terminal child is scored when it
 //! is created and its score is reused on every visit. That score proves nothing unless
 //! the scorer is exact ([`crate::Scorer::is_exact`]), so the search spends its budget and
-//! every finished chain becomes a candidate for the configured aggregation.
+//! every finished chain becomes a candidate for the configured aggregation. With
+//! [`crate::SolveConfig::reflect`], each chain that states an answer gets a sibling, the
+//! same chain with Marco-o1's [`crate::REFLECTION`] appended, which the search may expand
+//! like any open node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +29,7 @@ use crate::scorer::Scorer;
 use crate::stepper::Stepper;
 use thinktree_engine::Engine;
 
+use super::reflect::{Reflection, reflected};
 use super::{Outcome, Solve, score_nodes};
 
 /// A search-tree state: a reasoning node and, if terminal, its score (exact only if the scorer is).
@@ -166,7 +170,24 @@ impl<E: Engine> LlmSearch<'_, E> {
             let mut list = Vec::with_capacity(kids.len());
             for (node, prior) in kids {
                 let value = if node.terminal { scores.next() } else { None };
+                // Marco-o1's reflection as an action: beside a chain that just stated its
+                // answer, the same chain told to rethink, with the same prior; the search
+                // chooses between stopping there and going on. A path reflects once.
+                let open = if self.cfg.reflect
+                    && node.answer.is_some()
+                    && node.reflected.is_none()
+                    && self.meter().left() > 0
+                {
+                    let (open, usage) = reflected(self.engine, &node)?;
+                    self.meter().add(usage);
+                    Some(open)
+                } else {
+                    None
+                };
                 list.push((Arc::new(Step { node, value }), prior as f32));
+                if let Some(node) = open {
+                    list.push((Arc::new(Step { node, value: None }), prior as f32));
+                }
             }
             actions.push(list);
         }
@@ -297,8 +318,21 @@ pub(crate) fn run<E: Engine>(run: &mut Solve<'_, E>) -> Result<Outcome> {
             rank: 0.0,
         });
     }
+    // Every finished chain that passed through a reflection, with the answer it had then.
+    let reflections = result
+        .terminals
+        .iter()
+        .filter_map(|t| {
+            let node = &t.state.node;
+            node.reflected.clone().map(|before| Reflection {
+                before,
+                after: node.answer.clone(),
+            })
+        })
+        .collect();
     let mut out = Outcome {
         finished,
+        reflections,
         early_stopped: result.stats.stop_reason == thinktree_search::StopReason::EarlyStop,
         ..Outcome::default()
     };

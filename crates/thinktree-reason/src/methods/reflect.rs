@@ -1,13 +1,14 @@
 //! Marco-o1's reflection: a finished chain is told it may be wrong and continues.
 //!
-//! With [`crate::SolveConfig::reflect`], every chain of greedy, self-consistency and
-//! best-of-N that reached an answer gets [`REFLECTION`] appended (billed as prompt
+//! With [`crate::SolveConfig::reflect`], every chain of greedy, self-consistency,
+//! best-of-N and beam search that reached an answer gets [`REFLECTION`] appended (billed as prompt
 //! tokens) and is stepped on to a new end within the same budget; the new answer replaces
 //! the old one, and both are kept in [`crate::Solution::reflections`] so a harness that
 //! knows the gold answer afterwards can count the chains reflection fixed and broke.
+//! MCTS and Marco use `reflected` as an action inside the tree instead.
 
 use serde::{Deserialize, Serialize};
-use thinktree_engine::Engine;
+use thinktree_engine::{Engine, Usage};
 
 use crate::error::Result;
 use crate::node::Node;
@@ -27,6 +28,33 @@ pub struct Reflection {
     pub after: Option<String>,
 }
 
+/// `chain` (a path that stated an answer) with [`REFLECTION`] appended: an open path
+/// that remembers the answer it had, ready to be stepped on. Costs the reflection's
+/// prompt tokens.
+pub(crate) fn reflected<E: Engine>(
+    engine: &E,
+    chain: &Node<E::State>,
+) -> Result<(Node<E::State>, Usage)> {
+    // On a line of its own: a token chunk or an EOS can end mid-line.
+    let text = if chain.raw.is_empty() || chain.raw.ends_with('\n') {
+        REFLECTION.to_string()
+    } else {
+        format!("\n{REFLECTION}")
+    };
+    let (state, usage) = engine.extend(&chain.state, &text)?;
+    let mut node = chain.clone();
+    node.parent_state = Some(chain.state.clone());
+    node.state = state;
+    node.raw.push_str(&text);
+    node.steps.push(REFLECTION.trim().to_string());
+    node.step_logprobs.clear();
+    node.step_relative.clear();
+    node.terminal = false;
+    node.reflected = Some(chain.answer.clone());
+    node.answer = None;
+    Ok((node, usage))
+}
+
 /// Reflects every chain with an answer (when the config asks and budget is left) and
 /// returns the chains, reflected ones replaced, in order.
 pub(crate) fn reflect<E: Engine>(
@@ -41,21 +69,12 @@ pub(crate) fn reflect<E: Engine>(
     let mut open = Vec::new();
     let mut before = Vec::new();
     for chain in chains {
-        if chain.answer.is_none() || run.meter.left() == 0 {
+        if chain.answer.is_none() || chain.reflected.is_some() || run.meter.left() == 0 {
             result.push(Some(chain));
             continue;
         }
-        let (state, usage) = run.engine.extend(&chain.state, REFLECTION)?;
+        let (node, usage) = reflected(run.engine, &chain)?;
         run.meter.add(usage);
-        let mut node = chain.clone();
-        node.parent_state = Some(chain.state.clone());
-        node.state = state;
-        node.raw.push_str(REFLECTION);
-        node.steps.push(REFLECTION.trim().to_string());
-        node.step_logprobs.clear();
-        node.step_relative.clear();
-        node.terminal = false;
-        node.answer = None;
         before.push((result.len(), chain.answer.clone()));
         result.push(None);
         open.push(node);

@@ -488,6 +488,133 @@ fn reflection_continues_a_finished_chain_and_its_new_answer_counts() {
     );
 }
 
+/// A script whose only line of thought states 12, reflects and then states 10.
+fn reflecting_engine() -> ScriptEngine {
+    ScriptEngine::new(&[concat!(
+        "3 * 4 = 14 apples.\n14 - 2 = 12.\nThe answer is 12.\n",
+        "Wait! Maybe I made some mistakes! I need to rethink from scratch.\n",
+        "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10."
+    )])
+}
+
+#[test]
+fn mcts_offers_reflection_as_an_action_beside_each_finished_chain() {
+    let e = reflecting_engine();
+    let mut cfg = SolveConfig::new(Method::Mcts);
+    cfg.token_budget = 2_000;
+    cfg.export_tree = true;
+    let plain = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(plain.answer.as_deref(), Some("12"));
+    assert!(plain.reflections.is_empty());
+    let marker = thinktree_reason::REFLECTION.trim();
+    let has_reflection = |t: &thinktree_reason::SearchTree| {
+        t.nodes
+            .iter()
+            .any(|n| n.steps.last().is_some_and(|s| s == marker))
+    };
+    assert!(!has_reflection(plain.tree.as_ref().unwrap()));
+
+    cfg.reflect = true;
+    let before = e.spent();
+    let sol = solve(&e, Q, &cfg).unwrap();
+    let tree = sol.tree.as_ref().unwrap();
+    // The finished chain stays a leaf with its answer; its sibling rethinks.
+    let reflected = tree
+        .nodes
+        .iter()
+        .find(|n| n.steps.last().is_some_and(|s| s == marker))
+        .expect("a reflection node");
+    assert!(!reflected.terminal && reflected.answer.is_none());
+    let siblings: Vec<_> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.parent == reflected.parent && n.id != reflected.id)
+        .collect();
+    assert!(
+        siblings
+            .iter()
+            .any(|n| n.terminal && n.answer.as_deref() == Some("12")),
+        "{siblings:?}"
+    );
+    // The search took the action: the rethought chain finished with 10.
+    assert!(
+        sol.candidates.iter().any(|c| c.answer == "10"),
+        "{:?}",
+        sol.candidates
+    );
+    assert!(sol.reflections.contains(&thinktree_reason::Reflection {
+        before: Some("12".into()),
+        after: Some("10".into()),
+    }));
+    // A path reflects once: no reflection below a reflection.
+    let below = tree
+        .nodes
+        .iter()
+        .filter(|n| n.steps.iter().filter(|s| *s == marker).count() > 1)
+        .count();
+    assert_eq!(below, 0);
+    let spent = e.spent();
+    assert_eq!(
+        sol.usage.prompt_tokens,
+        spent.prompt_tokens - before.prompt_tokens
+    );
+    assert_eq!(
+        sol.usage.generated_tokens,
+        spent.generated_tokens - before.generated_tokens
+    );
+}
+
+#[test]
+fn beam_reflects_its_finished_paths_within_the_budget() {
+    let e = reflecting_engine();
+    let mut cfg = SolveConfig::new(Method::Beam);
+    cfg.token_budget = 2_000;
+    cfg.export_tree = true;
+    let plain = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(plain.answer.as_deref(), Some("12"));
+    cfg.reflect = true;
+    let sol = solve(&e, Q, &cfg).unwrap();
+    assert_eq!(sol.answer.as_deref(), Some("10"));
+    assert_eq!(
+        sol.reflections,
+        vec![thinktree_reason::Reflection {
+            before: Some("12".into()),
+            after: Some("10".into()),
+        }]
+    );
+    let tree = sol.tree.unwrap();
+    let last = tree.nodes.last().unwrap();
+    assert_eq!(last.answer.as_deref(), Some("10"));
+    // With no budget left after the search, nothing reflects.
+    cfg.token_budget = plain.usage.generated_tokens as usize;
+    let tight = solve(&e, Q, &cfg).unwrap();
+    assert!(tight.reflections.is_empty(), "{:?}", tight.reflections);
+}
+
+#[test]
+fn reflection_is_refused_where_it_is_not_defined_and_billed_where_it_is() {
+    for method in Method::ALL {
+        let e = engine();
+        let mut cfg = SolveConfig::new(method);
+        cfg.reflect = true;
+        match method {
+            Method::RStar | Method::DeepConf | Method::DeepConfOnline => {
+                let err = solve(&e, Q, &cfg).unwrap_err();
+                assert!(
+                    matches!(err, thinktree_reason::Error::InvalidConfig(ref m) if m.contains("reflect")),
+                    "{method}: {err}"
+                );
+                assert_eq!(e.spent(), Default::default(), "{method}");
+            }
+            _ => {
+                let sol = solve(&e, Q, &cfg).unwrap();
+                assert_eq!(sol.usage, e.spent(), "{method}");
+                assert!(sol.usage.generated_tokens <= cfg.token_budget as u64 + 8);
+            }
+        }
+    }
+}
+
 #[test]
 fn the_discriminator_checks_trajectories_from_prefixes_and_bills_its_tokens() {
     use thinktree_reason::Discriminator;
