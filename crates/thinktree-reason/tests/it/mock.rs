@@ -453,11 +453,7 @@ fn marco_searches_mini_steps_valued_by_its_confidence_reward() {
 
 #[test]
 fn reflection_continues_a_finished_chain_and_its_new_answer_counts() {
-    let e = ScriptEngine::new(&[concat!(
-        "3 * 4 = 14 apples.\n14 - 2 = 12.\nThe answer is 12.\n",
-        "Wait! Maybe I made some mistakes! I need to rethink from scratch.\n",
-        "3 * 4 = 12 apples.\n12 - 2 = 10.\nThe answer is 10."
-    )]);
+    let e = reflecting_engine();
     let mut cfg = SolveConfig::new(Method::Greedy);
     let plain = solve(&e, Q, &cfg).unwrap();
     assert_eq!(plain.answer.as_deref(), Some("12"));
