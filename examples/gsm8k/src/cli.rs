@@ -46,7 +46,8 @@ pub struct Args {
 
     /// DeepConf: share of traces kept (offline: the most confident; online: the share of
     /// the warm-up the threshold lets through). 0.1 is the paper's DeepConf-low, 0.9
-    /// (default) its DeepConf-high.
+    /// (default) its DeepConf-high. Records name the method `deepconf-low` at 0.1 and
+    /// `deepconf-keep<SHARE>` at other shares than the default.
     #[arg(long, value_name = "SHARE")]
     pub deepconf_keep: Option<f64>,
 
@@ -54,14 +55,15 @@ pub struct Args {
     /// some mistakes! I need to rethink from scratch." and goes on within the budget
     /// (greedy, sc, bon, beam: every finished chain; mcts, marco: an action beside each
     /// finished chain that the search may take; rstar and deepconf refuse it); the
-    /// summary counts the answers it fixed and broke.
+    /// summary counts the answers it fixed and broke. Records name the method
+    /// `<method>+reflect`, so its runs resume and merge apart from the plain method's.
     #[arg(long)]
     pub reflect: bool,
 
     /// rStar's mutual-consistency discriminator after any method: each distinct finished
     /// trajectory is cut after 20-80% of its steps and completed again; the best-scored
     /// trajectory whose completion agrees wins (else the method's choice). A quarter of
-    /// the budget is held back for it.
+    /// the budget is held back for it. Records name the method `<method>+mc`.
     #[arg(long)]
     pub mutual_check: bool,
 

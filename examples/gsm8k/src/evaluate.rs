@@ -20,6 +20,7 @@ use crate::report::MethodSummary;
 use crate::report::{Paired, paired, summarize};
 use crate::solver::{Attempt, Solver, problem_seed};
 use crate::trees;
+use crate::variant::Variant;
 
 /// How [`evaluate`] runs.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct EvalOptions {
     pub seed: u64,
     /// The token budget every record is tagged with (a `--budgets` run), if any.
     pub budget: Option<usize>,
+    /// The options spelled into each method's name in the records (`marco+reflect`).
+    pub variant: Variant,
 }
 
 impl EvalOptions {
@@ -52,6 +55,7 @@ impl EvalOptions {
             progress: !args.quiet,
             seed: args.seed,
             budget: None,
+            variant: Variant::from_args(args),
         }
     }
 }
@@ -94,8 +98,9 @@ impl EvalOutcome {
     }
 }
 
-/// Scores an attempt against the gold answer.
-pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record {
+/// Scores an attempt against the gold answer; `method` is the name the record carries
+/// ([`Variant::name`]).
+pub fn to_record(problem: &Problem, method: &str, attempt: Attempt) -> Record {
     let correct = attempt
         .predicted
         .as_deref()
@@ -149,7 +154,7 @@ pub fn to_record(problem: &Problem, method: Method, attempt: Attempt) -> Record 
     }
 }
 
-fn error_record(problem: &Problem, method: Method, wall: Duration, e: &anyhow::Error) -> Record {
+fn error_record(problem: &Problem, method: &str, wall: Duration, e: &anyhow::Error) -> Record {
     Record {
         id: problem.id.clone(),
         method: method.to_string(),
@@ -241,7 +246,7 @@ pub fn evaluate<S: Solver>(
             .with_context(|| format!("creating --export-tree directory {}", dir.display()))?;
     }
 
-    let method_names: Vec<String> = methods.iter().map(Method::to_string).collect();
+    let method_names: Vec<String> = methods.iter().map(|&m| opts.variant.name(m)).collect();
     let ids: HashSet<&str> = problems.iter().map(|p| p.id.as_str()).collect();
     let start = if opts.resume {
         Start::Resume
@@ -268,10 +273,15 @@ pub fn evaluate<S: Solver>(
         })
         .collect();
     let done: HashSet<(String, String)> = kept.iter().map(Record::key).collect();
-    let tasks: Vec<(&Problem, Method)> = problems
+    let tasks: Vec<(&Problem, Method, &str)> = problems
         .iter()
-        .flat_map(|p| methods.iter().map(move |&m| (p, m)))
-        .filter(|(p, m)| !done.contains(&(p.id.clone(), m.to_string())))
+        .flat_map(|p| {
+            methods
+                .iter()
+                .zip(&method_names)
+                .map(move |(&m, name)| (p, m, name.as_str()))
+        })
+        .filter(|(p, _, name)| !done.contains(&(p.id.clone(), name.to_string())))
         .collect();
     let skipped = problems.len() * methods.len() - tasks.len();
 
@@ -295,7 +305,7 @@ pub fn evaluate<S: Solver>(
     let worker = |_: usize| {
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(problem, method)) = tasks.get(i) else {
+            let Some(&(problem, method, name)) = tasks.get(i) else {
                 break;
             };
             let t0 = Instant::now();
@@ -303,23 +313,19 @@ pub fn evaluate<S: Solver>(
             let mut record = match solver.solve(&problem.question, method, seed) {
                 Ok(attempt) => {
                     if let Some(dir) = &opts.export_tree
-                        && let Err(e) = trees::export(
-                            dir,
-                            problem,
-                            &label(&method.to_string(), opts.budget),
-                            &attempt,
-                        )
+                        && let Err(e) =
+                            trees::export(dir, problem, &label(name, opts.budget), &attempt)
                     {
                         warn(&bar, &format!("warning: {e:#}"));
                     }
-                    to_record(problem, method, attempt)
+                    to_record(problem, name, attempt)
                 }
                 Err(e) => {
                     warn(
                         &bar,
-                        &format!("warning: {} with {method} failed: {e:#}", problem.id),
+                        &format!("warning: {} with {name} failed: {e:#}", problem.id),
                     );
-                    error_record(problem, method, t0.elapsed(), &e)
+                    error_record(problem, name, t0.elapsed(), &e)
                 }
             };
             record.budget = opts.budget;

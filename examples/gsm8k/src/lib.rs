@@ -4,7 +4,8 @@
 //! [`cli`] parses `gsm8k`'s options, [`data`] loads problem sets, [`model_path`] finds
 //! (and fetches) the model, [`solver`] answers one problem with one method,
 //! [`evaluate`] schedules (problem, method) pairs over parallel workers, [`run`] is
-//! `gsm8k`'s whole job, [`report`] and [`plot`] summarise it, [`trees`] writes the tree
+//! `gsm8k`'s whole job ([`variant`] names a method run with options that change it),
+//! [`report`] and [`plot`] summarise it, [`trees`] writes the tree
 //! viewer's pages. [`selfplay`] and
 //! [`train_value`] are the other two binaries' work. [`journal`] is the one resume
 //! mechanism of all three: an append-only, locked JSONL file ([`output`] holds `gsm8k`'s
@@ -25,3 +26,4 @@ pub mod selfplay;
 pub mod solver;
 pub mod train_value;
 pub mod trees;
+pub mod variant;

@@ -200,7 +200,8 @@ pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
 
 /// Every method of `methods` (labels, as [`summarize`] takes them) but the baselines,
 /// paired with the baseline of its budget on the problems both have a record for:
-/// self-consistency (`sc`, or `sc@B` for budget `B`) when it ran, else the first method
+/// self-consistency (`sc`, or `sc@B` for budget `B`) when it ran, else a variant of it
+/// (`sc+reflect`: a run that gave every method the same option), else the first method
 /// of that budget.
 pub fn paired(records: &[Record], methods: &[String]) -> Vec<Paired> {
     // `mcts@512` -> ("mcts", "@512"); a label without a budget has an empty suffix.
@@ -215,6 +216,7 @@ pub fn paired(records: &[Record], methods: &[String]) -> Vec<Paired> {
         let same: Vec<&String> = methods.iter().filter(|x| split(x).1 == budget).collect();
         same.iter()
             .find(|x| split(x).0 == "sc")
+            .or_else(|| same.iter().find(|x| split(x).0.starts_with("sc+")))
             .or_else(|| same.first())
             .copied()
     };

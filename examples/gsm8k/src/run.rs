@@ -21,6 +21,7 @@ use crate::report::{
     summarize,
 };
 use crate::solver::{EngineSolver, method_configs};
+use crate::variant::Variant;
 
 /// Paths of the files written next to the results.
 #[derive(Debug, Clone)]
@@ -163,7 +164,8 @@ fn run_with<E: Engine>(
         |p| p.display().to_string(),
     );
     if !args.quiet {
-        let names: Vec<String> = methods.iter().map(Method::to_string).collect();
+        let variant = Variant::from_args(args);
+        let names: Vec<String> = methods.iter().map(|&m| variant.name(m)).collect();
         eprintln!(
             "{} problems from {dataset} (offset {}), methods {}, {} at once",
             problems.len(),
@@ -223,9 +225,13 @@ fn evaluate_budgets<E: Engine>(
     // Rows in the order asked for: method by method, budgets ascending.
     let mut budgets = args.budgets.clone();
     budgets.sort_unstable();
+    let variant = Variant::from_args(args);
     let labels: Vec<String> = methods
         .iter()
-        .flat_map(|m| budgets.iter().map(move |&b| label(&m.to_string(), Some(b))))
+        .flat_map(|&m| {
+            let name = variant.name(m);
+            budgets.iter().map(move |&b| label(&name, Some(b)))
+        })
         .collect();
     Ok(EvalOutcome {
         summary: summarize(&records, &labels),

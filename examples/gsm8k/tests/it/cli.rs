@@ -112,3 +112,35 @@ fn help_names_every_method() {
         );
     }
 }
+
+#[test]
+fn variant_options_are_spelled_into_method_names() {
+    use thinktree_gsm8k::variant::Variant;
+    let v = |args: &[&str]| {
+        let mut all = vec!["gsm8k"];
+        all.extend_from_slice(args);
+        Variant::from_args(&Args::try_parse_from(all).unwrap())
+    };
+    let plain = v(&[]);
+    assert_eq!(plain.name(Method::Mcts), "mcts");
+    assert_eq!(plain.name(Method::DeepConfOnline), "deepconf-online");
+    assert_eq!(v(&["--reflect"]).name(Method::Marco), "marco+reflect");
+    assert_eq!(v(&["--mutual-check"]).name(Method::RStar), "rstar+mc");
+    let low = v(&["--deepconf-keep", "0.1"]);
+    assert_eq!(low.name(Method::DeepConf), "deepconf-low");
+    assert_eq!(low.name(Method::DeepConfOnline), "deepconf-online-low");
+    // The keep share only names the methods it changes.
+    assert_eq!(low.name(Method::SelfConsistency), "sc");
+    assert_eq!(
+        v(&["--deepconf-keep", "0.9"]).name(Method::DeepConf),
+        "deepconf"
+    );
+    assert_eq!(
+        v(&["--deepconf-keep", "0.25"]).name(Method::DeepConf),
+        "deepconf-keep0.25"
+    );
+    assert_eq!(
+        v(&["--reflect", "--mutual-check"]).name(Method::Greedy),
+        "greedy+reflect+mc"
+    );
+}

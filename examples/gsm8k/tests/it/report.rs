@@ -145,6 +145,13 @@ fn paired_counts_only_problems_both_methods_solved() {
     // Without sc the first method is the baseline.
     let p = paired(&rs, &["mcts".into(), "greedy".into()]);
     assert_eq!(p[0].baseline, "mcts");
+    // A run that gave every method one option (`--reflect`) pairs against sc's variant,
+    // and the plain sc wins over a variant when both ran.
+    let variants: Vec<String> = ["greedy+reflect", "sc+reflect"].map(String::from).to_vec();
+    assert_eq!(paired(&[], &variants)[0].baseline, "sc+reflect");
+    let both: Vec<String> = ["sc+reflect", "sc", "mcts"].map(String::from).to_vec();
+    let p = paired(&[], &both);
+    assert!(p.iter().all(|x| x.baseline == "sc"), "{p:?}");
 }
 
 /// `gsm8k report` merges files (a later record of the same pair wins), ignores a torn

@@ -12,6 +12,7 @@ use thinktree_gsm8k::journal::{JournalError, read_existing, sibling};
 use thinktree_gsm8k::output::{Record, is_finished};
 use thinktree_gsm8k::run::write_reports;
 use thinktree_gsm8k::solver::{Attempt, Solver, problem_seed};
+use thinktree_gsm8k::variant::Variant;
 
 /// A scripted solver for the harness's own logic: it answers from a fixed table keyed by
 /// question and logs every call, so the tests can check what was (not) re-solved.
@@ -88,6 +89,7 @@ fn opts(out: &Path, resume: bool, threads: usize) -> EvalOptions {
         progress: false,
         seed: 7,
         budget: None,
+        variant: Variant::default(),
     }
 }
 
@@ -314,4 +316,34 @@ fn bad_options_are_errors_not_panics() {
     assert!(evaluate(&s, &problems, &[Method::Greedy], &opts(&out, false, 0)).is_err());
     assert!(evaluate(&s, &problems, &[], &opts(&out, false, 1)).is_err());
     assert!(evaluate(&s, &[], &[Method::Greedy], &opts(&out, false, 1)).is_err());
+}
+
+#[test]
+fn a_variant_is_a_method_of_its_own_for_resume_and_reports() {
+    // A --reflect run resumed on a file holding the plain run's records must solve every
+    // pair again (they are different work) and keep both sets apart.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("res.jsonl");
+    let problems = select(default_problems().unwrap(), 0, Some(3)).unwrap();
+    let methods = [Method::Marco];
+    let solver = Scripted::new(&problems, 2);
+    evaluate(&solver, &problems, &methods, &opts(&out, false, 1)).unwrap();
+    let mut o = opts(&out, true, 1);
+    o.variant.reflect = true;
+    let res = evaluate(&solver, &problems, &methods, &o).unwrap();
+    assert_eq!((res.solved, res.skipped), (3, 0));
+    assert_eq!(solver.calls().len(), 6);
+    assert!(res.records.iter().all(|r| r.method == "marco+reflect"));
+    assert_eq!(res.summary[0].method, "marco+reflect");
+    let names: Vec<String> = read_existing::<Record>(&out)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(names.iter().filter(|m| *m == "marco").count(), 3);
+    assert_eq!(names.iter().filter(|m| *m == "marco+reflect").count(), 3);
+    // Resuming the same variant again skips all of its pairs.
+    let again = evaluate(&solver, &problems, &methods, &o).unwrap();
+    assert_eq!((again.solved, again.skipped), (0, 3));
 }
