@@ -18,13 +18,33 @@ pub struct PlotError {
     pub reason: String,
 }
 
-const COLORS: [RGBColor; 5] = [
+/// Matplotlib's tab10 and four more: issue 16's evidence plots 14 variants, and with five
+/// colours every third line looked like another.
+const COLORS: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 139),
+    RGBColor(139, 0, 0),
+    RGBColor(0, 100, 0),
 ];
+
+/// The plot's size, and the legend's column to its right. The legend used to sit inside
+/// the plot, where with 14 methods (28 entries) it covered most of the points.
+const CHART: (u32, u32) = (720, 480);
+const LEGEND_WIDTH: u32 = 360;
+const LEGEND_ROW: i32 = 20;
+/// Above this many methods a lone point is named by the legend only (their names beside
+/// the points overlap).
+const MAX_POINT_NAMES: usize = 5;
 
 /// Writes an SVG of accuracy (with its Wilson 95% interval as a bar) and coverage
 /// (hollow triangles, dashed) against mean generated tokens per problem, the axis the
@@ -68,9 +88,12 @@ fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
         .fold(0.0f64, f64::max);
     let y_hi = (max_y + 5.0).clamp(10.0, 100.0);
 
-    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
+    let rows_high = 48 + LEGEND_ROW * i32::try_from(groups.len()).unwrap_or(i32::MAX / 64);
+    let height = CHART.1.max(u32::try_from(rows_high).unwrap_or(CHART.1));
+    let root = SVGBackend::with_string(svg, (CHART.0 + LEGEND_WIDTH, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot_area, legend_area) = root.split_horizontally(CHART.0);
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption("Accuracy and coverage vs. compute", ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
@@ -84,7 +107,7 @@ fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
         .draw()
         .map_err(|e| err(&e))?;
     let tick = x_hi * 0.01;
-    for (i, (name, g)) in groups.iter().enumerate() {
+    for (i, (_, g)) in groups.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let acc: Vec<(f64, f64)> = g
             .iter()
@@ -118,20 +141,16 @@ fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
                 ])
                 .map_err(|e| err(&e))?;
         }
-        let last = g.last().map(|r| r.accuracy * 100.0).unwrap_or(0.0);
         chart
             .draw_series(acc.iter().map(|&p| Circle::new(p, 6, color.filled())))
-            .map_err(|e| err(&e))?
-            .label(format!("{name} accuracy ({last:.1}% at most tokens)"))
-            .legend(move |(lx, ly)| Circle::new((lx + 10, ly), 5, color.filled()));
+            .map_err(|e| err(&e))?;
         chart
             .draw_series(cov.iter().map(|&p| TriangleMarker::new(p, 6, color)))
-            .map_err(|e| err(&e))?
-            .label(format!("{name} coverage"))
-            .legend(move |(lx, ly)| TriangleMarker::new((lx + 10, ly), 5, color));
-        // A lone point is named beside it; a line is named by the legend (names of
-        // several budgets' points overlap).
-        for r in g.iter().filter(|_| g.len() == 1) {
+            .map_err(|e| err(&e))?;
+        // A lone point is named beside it while few are drawn; a line is named by the
+        // legend only (names of several budgets' points overlap).
+        let named = g.len() == 1 && groups.len() <= MAX_POINT_NAMES;
+        for r in g.iter().filter(|_| named) {
             chart
                 .draw_series([Text::new(
                     r.method.clone(),
@@ -141,13 +160,43 @@ fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
                 .map_err(|e| err(&e))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    legend(&legend_area, &groups)?;
     root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// The legend, one row per method in the column right of the plot: its accuracy and
+/// coverage markers and its figures at its largest budget.
+fn legend(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    groups: &[(String, Vec<&MethodSummary>)],
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let font = ("sans-serif", 13);
+    area.draw(&Text::new(
+        "filled: accuracy (bar: 95% CI), hollow: coverage",
+        (4, 16),
+        font,
+    ))
+    .map_err(|e| err(&e))?;
+    area.draw(&Text::new("at each method's most tokens:", (4, 30), font))
+        .map_err(|e| err(&e))?;
+    for (i, (name, g)) in groups.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let y = 58 + LEGEND_ROW * i32::try_from(i).unwrap_or(0);
+        let last = g.last();
+        let acc = last.map_or(0.0, |r| r.accuracy * 100.0);
+        let cov = last.map_or(0.0, |r| r.coverage * 100.0);
+        area.draw(&Circle::new((12, y), 5, color.filled()))
+            .map_err(|e| err(&e))?;
+        area.draw(&TriangleMarker::new((28, y), 5, color))
+            .map_err(|e| err(&e))?;
+        area.draw(&Text::new(
+            format!("{name}: accuracy {acc:.1}%, coverage {cov:.1}%"),
+            (40, y - 7),
+            font,
+        ))
+        .map_err(|e| err(&e))?;
+    }
     Ok(())
 }

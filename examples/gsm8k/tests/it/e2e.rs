@@ -304,7 +304,7 @@ fn budgets_run_every_method_at_every_budget_and_report_rebuilds_them() {
     let summary = std::fs::read_to_string(dir.path().join("scale.summary.md")).unwrap();
     assert!(summary.contains("| sc@48 | 2 |"), "{summary}");
     let svg = std::fs::read_to_string(dir.path().join("scale.svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains("sc coverage"), "plot");
+    assert!(svg.contains("<svg") && svg.contains("sc: accuracy"), "plot");
 
     let rebuilt = dir.path().join("again.jsonl");
     let o = gsm8k(&[
