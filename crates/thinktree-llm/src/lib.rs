@@ -77,10 +77,11 @@ pub use error::{Error, Result};
 pub use model::WeightFormat;
 pub use scheduler::BatchStats;
 
-/// The variant of the 8-bit matmul kernel this process runs (`avxvnni`, `avx2+fma`,
-/// `avx512vnni`, `neon` on aarch64, or `scalar`), the fastest measured among those the CPU reports, chosen
-/// at run time whatever the build's `-C target-cpu` (`THINKTREE_KERNEL=<name>` picks
-/// another variant the CPU has; `scalar` forces the portable reference).
+/// The variant of the 8-bit matmul kernel this process runs (`avxvnni`, `avx512vl+vnni`,
+/// `avx2+fma`, `avx512vnni`, `neon` on aarch64, or `scalar`), the fastest measured among
+/// those the CPU reports, chosen at run time whatever the build's `-C target-cpu`
+/// (`THINKTREE_KERNEL=<name>` picks another variant the CPU has; `scalar` forces the
+/// portable reference).
 pub fn kernel() -> &'static str {
     kernels::simd::Level::best().name()
 }
