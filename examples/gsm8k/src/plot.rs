@@ -42,6 +42,8 @@ const COLORS: [RGBColor; 14] = [
 const CHART: (u32, u32) = (720, 480);
 const LEGEND_WIDTH: u32 = 360;
 const LEGEND_ROW: i32 = 20;
+/// The legend's first row (below its two heading lines), in pixels from its top.
+const LEGEND_TOP: i32 = 58;
 /// Above this many methods a lone point is named by the legend only (their names beside
 /// the points overlap).
 const MAX_POINT_NAMES: usize = 5;
@@ -88,7 +90,9 @@ fn draw(rows: &[MethodSummary], svg: &mut String) -> Result<(), String> {
         .fold(0.0f64, f64::max);
     let y_hi = (max_y + 5.0).clamp(10.0, 100.0);
 
-    let rows_high = 48 + LEGEND_ROW * i32::try_from(groups.len()).unwrap_or(i32::MAX / 64);
+    // Room for every legend row and half a row below the last.
+    let rows_high = LEGEND_TOP - LEGEND_ROW / 2
+        + LEGEND_ROW * i32::try_from(groups.len()).unwrap_or(i32::MAX / 64);
     let height = CHART.1.max(u32::try_from(rows_high).unwrap_or(CHART.1));
     let root = SVGBackend::with_string(svg, (CHART.0 + LEGEND_WIDTH, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -183,7 +187,7 @@ fn legend(
         .map_err(|e| err(&e))?;
     for (i, (name, g)) in groups.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let y = 58 + LEGEND_ROW * i32::try_from(i).unwrap_or(0);
+        let y = LEGEND_TOP + LEGEND_ROW * i32::try_from(i).unwrap_or(0);
         let last = g.last();
         let acc = last.map_or(0.0, |r| r.accuracy * 100.0);
         let cov = last.map_or(0.0, |r| r.coverage * 100.0);

@@ -163,8 +163,8 @@ fn run_with<E: Engine>(
         || format!("{DEFAULT_NAME} set"),
         |p| p.display().to_string(),
     );
+    let variant = Variant::from_args(args);
     if !args.quiet {
-        let variant = Variant::from_args(args);
         let names: Vec<String> = methods.iter().map(|&m| variant.name(m)).collect();
         eprintln!(
             "{} problems from {dataset} (offset {}), methods {}, {} at once",
@@ -176,7 +176,7 @@ fn run_with<E: Engine>(
     }
     let outcome = match &solver {
         Some(solver) => evaluate(solver, problems, methods, &EvalOptions::from_args(args))?,
-        None => evaluate_budgets(engine, methods, problems, args)?,
+        None => evaluate_budgets(engine, methods, problems, args, &variant)?,
     };
     let heading = format!(
         "{} on {dataset}: {} problems from offset {}, seed {}",
@@ -202,6 +202,7 @@ fn evaluate_budgets<E: Engine>(
     methods: &[Method],
     problems: &[Problem],
     args: &Args,
+    variant: &Variant,
 ) -> anyhow::Result<EvalOutcome> {
     let (mut records, mut solved, mut skipped) = (Vec::new(), 0, 0);
     let (mut wall, mut generated_now) = (std::time::Duration::ZERO, 0);
@@ -225,7 +226,6 @@ fn evaluate_budgets<E: Engine>(
     // Rows in the order asked for: method by method, budgets ascending.
     let mut budgets = args.budgets.clone();
     budgets.sort_unstable();
-    let variant = Variant::from_args(args);
     let labels: Vec<String> = methods
         .iter()
         .flat_map(|&m| {
