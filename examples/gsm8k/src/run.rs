@@ -21,7 +21,6 @@ use crate::report::{
     summarize,
 };
 use crate::solver::{EngineSolver, method_configs};
-use crate::variant::Variant;
 
 /// Paths of the files written next to the results.
 #[derive(Debug, Clone)]
@@ -163,9 +162,9 @@ fn run_with<E: Engine>(
         || format!("{DEFAULT_NAME} set"),
         |p| p.display().to_string(),
     );
-    let variant = Variant::from_args(args);
+    let opts = EvalOptions::from_args(args);
     if !args.quiet {
-        let names: Vec<String> = methods.iter().map(|&m| variant.name(m)).collect();
+        let names: Vec<String> = methods.iter().map(|&m| opts.variant.name(m)).collect();
         eprintln!(
             "{} problems from {dataset} (offset {}), methods {}, {} at once",
             problems.len(),
@@ -175,8 +174,8 @@ fn run_with<E: Engine>(
         );
     }
     let outcome = match &solver {
-        Some(solver) => evaluate(solver, problems, methods, &EvalOptions::from_args(args))?,
-        None => evaluate_budgets(engine, methods, problems, args, &variant)?,
+        Some(solver) => evaluate(solver, problems, methods, &opts)?,
+        None => evaluate_budgets(engine, methods, problems, args, &opts)?,
     };
     let heading = format!(
         "{} on {dataset}: {} problems from offset {}, seed {}",
@@ -196,13 +195,14 @@ fn run_with<E: Engine>(
 }
 
 /// A `--budgets` run: every method at every budget, one results file per budget, the
-/// outcome merged over all of them (rows `method@budget`).
+/// outcome merged over all of them (rows `method@budget`). `opts` are the run's options;
+/// each budget writes its own results file.
 fn evaluate_budgets<E: Engine>(
     engine: &E,
     methods: &[Method],
     problems: &[Problem],
     args: &Args,
-    variant: &Variant,
+    opts: &EvalOptions,
 ) -> anyhow::Result<EvalOutcome> {
     let (mut records, mut solved, mut skipped) = (Vec::new(), 0, 0);
     let (mut wall, mut generated_now) = (std::time::Duration::ZERO, 0);
@@ -212,11 +212,12 @@ fn evaluate_budgets<E: Engine>(
             eprintln!("budget {budget} tokens per problem -> {}", at.out.display());
         }
         let solver = EngineSolver::new(engine, method_configs(methods, &at)?)?;
-        let opts = EvalOptions {
+        let at_opts = EvalOptions {
             budget: Some(budget),
-            ..EvalOptions::from_args(&at)
+            out: at.out.clone(),
+            ..opts.clone()
         };
-        let outcome = evaluate(&solver, problems, methods, &opts)?;
+        let outcome = evaluate(&solver, problems, methods, &at_opts)?;
         records.extend(outcome.records);
         solved += outcome.solved;
         skipped += outcome.skipped;
@@ -229,7 +230,7 @@ fn evaluate_budgets<E: Engine>(
     let labels: Vec<String> = methods
         .iter()
         .flat_map(|&m| {
-            let name = variant.name(m);
+            let name = opts.variant.name(m);
             budgets.iter().map(move |&b| label(&name, Some(b)))
         })
         .collect();
