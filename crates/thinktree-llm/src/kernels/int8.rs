@@ -396,34 +396,54 @@ impl Int8Matrix {
             )));
         }
         let acts = QuantRows::new(x);
-        // Computed transposed (outputs x rows) so each task owns one contiguous slice.
-        let mut out_t = vec![0f32; self.panels() * PANEL * n];
-        out_t
-            .par_chunks_mut(TASK_PANELS * PANEL * n)
-            .enumerate()
-            .for_each(|(task, dst)| {
-                for (i, tile) in dst.chunks_exact_mut(PANEL * n).enumerate() {
-                    simd::panel_tile(level, self, task * TASK_PANELS + i, &acts, n, tile);
-                }
-            });
         if n == 1 {
-            out_t.truncate(self.rows);
-            return Ok(out_t);
-        }
-        let mut out = vec![0f32; n * self.rows];
-        let untranspose = |(r, dst): (usize, &mut [f32])| {
-            for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(n)) {
-                *d = vals[r];
-            }
-        };
-        // Only the output projection's logits are worth a thread hand-off.
-        if out.len() >= 1 << 16 {
-            out.par_chunks_mut(self.rows)
+            // One row: the tiles are the output, in order.
+            let mut out = vec![0f32; self.panels() * PANEL];
+            out.par_chunks_mut(TASK_PANELS * PANEL)
                 .enumerate()
-                .for_each(untranspose);
-        } else {
-            out.chunks_mut(self.rows).enumerate().for_each(untranspose);
+                .for_each(|(task, dst)| {
+                    for (i, tile) in dst.chunks_exact_mut(PANEL).enumerate() {
+                        simd::panel_tile(level, self, task * TASK_PANELS + i, &acts, 1, tile);
+                    }
+                });
+            out.truncate(self.rows);
+            return Ok(out);
         }
+        // Several rows: each task writes its outputs' slice of every row, the rows' slices
+        // regrouped task by task, so the tasks write the row-major result in place. (The
+        // kernels wrote their tiles outputs x rows, and the result was computed transposed
+        // and transposed after: a zeroed buffer of the same size and two scattered
+        // passes, the second serial below 65,536 values: ~6 % of a batch-8 decode's
+        // critical thread, `perf`.)
+        let width = TASK_PANELS * PANEL;
+        let mut out = vec![0f32; n * self.rows];
+        let mut by_row: Vec<_> = out
+            .chunks_mut(self.rows)
+            .map(|row| row.chunks_mut(width))
+            .collect();
+        let tasks = self.rows.div_ceil(width);
+        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(tasks * n);
+        for _ in 0..tasks {
+            parts.extend(by_row.iter_mut().filter_map(Iterator::next));
+        }
+        parts.par_chunks_mut(n).enumerate().for_each_init(
+            || vec![0f32; PANEL * n],
+            |tile, (task, dsts)| {
+                for i in 0..TASK_PANELS {
+                    let panel = task * TASK_PANELS + i;
+                    if panel >= self.panels() {
+                        break;
+                    }
+                    simd::panel_tile(level, self, panel, &acts, n, tile);
+                    for (dst, vals) in dsts.iter_mut().zip(tile.chunks_exact(PANEL)) {
+                        let outs = dst.iter_mut().skip(i * PANEL).take(PANEL);
+                        for (d, &v) in outs.zip(vals) {
+                            *d = v;
+                        }
+                    }
+                }
+            },
+        );
         Ok(out)
     }
 
@@ -585,19 +605,18 @@ impl QuantRows {
 
     /// [`QuantRows::new`] compiled for `level` (the tests compare levels).
     fn new_with(level: FloatLevel, x: &[f32]) -> Self {
-        level.run(|| Self::build(x))
+        level.run(|| Self::build(level, x))
     }
 
     #[inline(always)]
-    fn build(x: &[f32]) -> Self {
+    fn build(level: FloatLevel, x: &[f32]) -> Self {
         let blocks = x.len() / BLOCK;
         let mut q = Vec::with_capacity(x.len());
         let mut d = Vec::with_capacity(blocks);
         let mut sum = Vec::with_capacity(blocks);
         let mut isum = Vec::with_capacity(blocks);
-        for blk in x.chunks_exact(BLOCK) {
-            let (scale, vals) = quantize_block(blk);
-            let total = vals.iter().map(|&v| i32::from(v)).sum::<i32>();
+        for blk in x.as_chunks::<BLOCK>().0 {
+            let (scale, vals, total) = simd::quantize_block(level, blk);
             d.push(scale);
             sum.push(scale * total as f32);
             isum.push(total);
@@ -607,9 +626,10 @@ impl QuantRows {
     }
 }
 
-/// Round-to-nearest symmetric 8-bit quantization of one block: `x ~= scale * q`.
+/// Round-to-nearest symmetric 8-bit quantization of one block: `x ~= scale * q`. The
+/// reference for [`simd::quantize_block`]'s vector path.
 #[inline(always)]
-fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
+pub(super) fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let mut q = [0i8; BLOCK];
     if amax == 0.0 || !amax.is_finite() {
@@ -701,7 +721,7 @@ mod tests {
 
     #[test]
     fn batch_is_bit_identical_to_rows_alone() {
-        let (rows, cols, n) = (33, 64, 13);
+        let (rows, cols, n) = (75, 64, 13);
         let wt = Tensor::from_vec(pseudo(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
         let m = matrix(&QTensor::quantize(&wt, GgmlDType::Q4_1).unwrap());
         let x = pseudo(n * cols, 2);
@@ -969,9 +989,34 @@ mod tests {
         }
         x[BLOCK..2 * BLOCK].fill(0.0);
         x[2 * BLOCK + 3] = f32::INFINITY;
+        // Halves at other scales (amax 127 * 2^e, so every `v / scale` is exact), the
+        // floats on either side of each half (where `trunc(y + 0.5)` goes wrong), NaNs
+        // (ignored by the maximum, quantized to 0), a saturating value, subnormals.
+        for (b, e) in (3..9).zip([-20, -3, 0, 5, 30, 60]) {
+            let s = 2f32.powi(e);
+            for (k, v) in x[b * BLOCK..(b + 1) * BLOCK].iter_mut().enumerate() {
+                let h = (k as f32 - 15.5) * s;
+                *v = match k % 3 {
+                    0 => h,
+                    1 => f32::from_bits(h.to_bits() + 1),
+                    _ => f32::from_bits(h.to_bits() - 1),
+                };
+            }
+            x[b * BLOCK] = 127.0 * s;
+        }
+        x[9 * BLOCK + 5] = f32::NAN;
+        x[10 * BLOCK..11 * BLOCK].fill(f32::NAN);
+        x[11 * BLOCK + 7] = -f32::NAN;
+        x[12 * BLOCK..13 * BLOCK].fill(f32::from_bits(3));
+        x[12 * BLOCK + 1] = -f32::from_bits(900);
         let want = QuantRows::new_with(FloatLevel::BASELINE, &x);
         assert_eq!(want.q[1], -15, "halves round away from zero");
         assert_eq!(want.q[31], 16);
+        assert_eq!(
+            want.q[10 * BLOCK..11 * BLOCK],
+            [0; BLOCK],
+            "NaN quantizes to 0"
+        );
         for level in FloatLevel::supported() {
             let got = QuantRows::new_with(level, &x);
             assert_eq!(got.q, want.q, "{level:?}");

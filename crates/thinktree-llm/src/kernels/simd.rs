@@ -1,9 +1,10 @@
 //! The SIMD variants of the 8-bit panel kernel, chosen at run time: the one module of the
 //! workspace where `unsafe` is allowed. Also the float loops around the matmul (attention,
 //! the activations' quantization), compiled a second time for AVX2+FMA and run that way
-//! when the CPU has both ([`FloatLevel`]), and attention's two inner loops written with
-//! AVX2 intrinsics ([`attention_scores`], [`softmax_exp`], [`attention_weigh`]), bit for
-//! bit the portable loops.
+//! when the CPU has both ([`FloatLevel`]), and attention's two inner loops, softmax's
+//! maximum and the activations' 8-bit quantization written with AVX2 intrinsics
+//! ([`attention_scores`], [`attention_weigh`], [`max`], [`quantize_block`]), bit for bit
+//! the portable loops.
 //!
 //! Every variant is compiled into every build, whatever `-C target-cpu` says, and the best
 //! one the CPU has is picked once, at the first matmul ([`Level::best`]). Before, the
@@ -52,7 +53,7 @@
 
 use std::sync::OnceLock;
 
-use super::int8::{Int8Matrix, QuantRows};
+use super::int8::{BLOCK, Int8Matrix, PANEL, QuantRows};
 
 /// Which variant of the panel kernel runs. Only [`Level::detect`] (and so
 /// [`Level::best`]) can name a SIMD variant, and only after the CPU reported its features.
@@ -289,8 +290,46 @@ pub(crate) fn silu_mul(level: FloatLevel, g: &[f32], u: &[f32], out: &mut [f32])
     }
 }
 
-/// The 8 outputs of `panel` for activation rows `0..n`, into `tile` laid out outputs x
-/// rows (`tile[o * n + r]`).
+/// One block of activations quantized to 8 bits at `level`: the bits of
+/// [`super::int8`]'s portable `quantize_block` (largest magnitude, NaN ignored; `scale =
+/// amax / 127`; each value times `1 / scale` rounded half away from zero, saturated, NaN
+/// to 0). Compiled from the portable code, the rounding and the saturating cast stayed
+/// one value at a time (`vcvttss2si` and a byte insert per value): with the float loops
+/// around the matmul, 5.8 % of a single-stream decode's critical thread (`perf`).
+/// Also returns the sum of the block's 8-bit values (exact, so in any order).
+#[inline(always)]
+pub(crate) fn quantize_block(level: FloatLevel, x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma => {
+            // SAFETY: as in `attention_scores`: AVX2 and FMA were detected.
+            unsafe { x86::quant::block(x) }
+        }
+        _ => {
+            let (scale, q) = super::int8::quantize_block(x);
+            (scale, q, q.iter().map(|&v| i32::from(v)).sum())
+        }
+    }
+}
+
+/// The largest of `w` and `-inf`, NaN ignored: `w.iter().fold(f32::NEG_INFINITY,
+/// f32::max)` (softmax's shift), eight lanes at a time on the AVX2 path. The order does
+/// not matter to a maximum; only a zero's sign could, which no caller sees (`x - 0.0` and
+/// `x - -0.0` differ only for `x = ±0`, whose `exp` is 1 either way).
+#[inline(always)]
+pub(crate) fn max(level: FloatLevel, w: &[f32]) -> f32 {
+    match level.0 {
+        #[cfg(target_arch = "x86_64")]
+        FloatIsa::Avx2Fma => {
+            // SAFETY: as in `attention_scores`: AVX2 and FMA were detected.
+            unsafe { x86::quant::max(w) }
+        }
+        _ => w.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+    }
+}
+
+/// The 8 outputs of `panel` for activation rows `0..n`, into `tile` laid out rows x
+/// outputs (`tile[r * PANEL + o]`: each row's outputs are one vector, stored as one).
 pub(crate) fn panel_tile(
     level: Level,
     w: &Int8Matrix,
@@ -331,10 +370,8 @@ pub(crate) fn panel_tile(
             unsafe { arm::neon::panel_tile(w, panel, acts, n, tile) }
         }
         Isa::Scalar => {
-            for r in 0..n {
-                for (o, v) in w.panel_row_scalar(panel, acts, r).into_iter().enumerate() {
-                    tile[o * n + r] = v;
-                }
+            for (r, dst) in tile.chunks_exact_mut(PANEL).take(n).enumerate() {
+                dst.copy_from_slice(&w.panel_row_scalar(panel, acts, r));
             }
         }
     }
@@ -476,6 +513,108 @@ mod x86 {
                 }
                 c += width;
             }
+        }
+    }
+
+    /// [`super::quantize_block`] and [`super::max`] with AVX2.
+    pub(super) mod quant {
+        use std::arch::x86_64::{
+            __m256, _CMP_GE_OQ, _CMP_ORD_Q, _MM_FROUND_NO_EXC, _MM_FROUND_TO_ZERO, _mm_add_epi32,
+            _mm_cvtsi128_si32, _mm_cvtss_f32, _mm_max_ps, _mm_movehl_ps, _mm_shuffle_epi32,
+            _mm_shuffle_ps, _mm_unpackhi_epi64, _mm256_add_epi32, _mm256_add_ps, _mm256_and_ps,
+            _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_castsi256_si128, _mm256_cmp_ps,
+            _mm256_cvtps_epi32, _mm256_extractf128_ps, _mm256_extracti128_si256, _mm256_max_ps,
+            _mm256_min_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_packs_epi16, _mm256_packs_epi32,
+            _mm256_permutevar8x32_epi32, _mm256_round_ps, _mm256_set1_epi32, _mm256_set1_ps,
+            _mm256_setr_epi32, _mm256_storeu_si256, _mm256_sub_ps,
+        };
+
+        use super::super::super::int8::BLOCK;
+        use super::attn::load;
+
+        /// The largest lane of `m` (no lane is NaN).
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn hmax(m: __m256) -> f32 {
+            let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            _mm_cvtss_f32(_mm_max_ps(h, _mm_shuffle_ps::<0b01>(h, h)))
+        }
+
+        /// See [`super::super::max`].
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn max(w: &[f32]) -> f32 {
+            let (chunks, tail) = w.as_chunks::<8>();
+            // `vmaxps` returns its second operand when either is NaN: the running maximum
+            // (never NaN) stays, as `f32::max` keeps the non-NaN one.
+            let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+            for c in chunks {
+                m = _mm256_max_ps(load(c), m);
+            }
+            tail.iter().copied().fold(hmax(m), f32::max)
+        }
+
+        /// See [`super::super::quantize_block`].
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) fn block(x: &[f32; BLOCK]) -> (f32, [i8; BLOCK], i32) {
+            let v = x.as_chunks::<8>().0;
+            let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let mut m = _mm256_set1_ps(0.0);
+            for c in v {
+                // NaN lanes keep the running maximum (see `max`).
+                m = _mm256_max_ps(_mm256_and_ps(load(c), abs), m);
+            }
+            let amax = hmax(m);
+            let mut q = [0i8; BLOCK];
+            if amax == 0.0 || !amax.is_finite() {
+                return (if amax.is_finite() { 0.0 } else { amax }, q, 0);
+            }
+            let scale = amax / 127.0;
+            let inv = _mm256_set1_ps(1.0 / scale);
+            let (half, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
+            let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+            let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+            let mut ints = [_mm256_set1_epi32(0); BLOCK / 8];
+            for (c, out) in v.iter().zip(&mut ints) {
+                let y = _mm256_mul_ps(load(c), inv);
+                // `round` (half away from zero) exactly: truncate, then step away from
+                // zero when the dropped fraction (exact: |y| < 2^23) is at least a half.
+                // `trunc(y + 0.5)` would not do: 0.49999997 + 0.5 rounds up to 1.
+                let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+                let frac = _mm256_and_ps(_mm256_sub_ps(y, t), abs);
+                let away = _mm256_or_ps(_mm256_and_ps(y, sign), one);
+                let step = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, half), away);
+                // NaN becomes 0 and the rest saturates, as `as i8` does (`1 / scale`
+                // overflows to infinity for a block of subnormals; `vcvtps2dq` would make
+                // an infinity `i32::MIN`).
+                let r = _mm256_and_ps(_mm256_add_ps(t, step), _mm256_cmp_ps::<_CMP_ORD_Q>(y, y));
+                let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+                *out = _mm256_cvtps_epi32(r);
+            }
+            // The packs (saturating, but every lane is in range) interleave 4-lane groups
+            // per 128-bit half: the permute puts the groups back in order.
+            let p = _mm256_packs_epi16(
+                _mm256_packs_epi32(ints[0], ints[1]),
+                _mm256_packs_epi32(ints[2], ints[3]),
+            );
+            let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            // SAFETY: `q` is 32 writable bytes; the store is unaligned.
+            unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), p) };
+            // Every lane is in -128..=127, so the 32-bit values are the bytes' values.
+            let s = _mm256_add_epi32(
+                _mm256_add_epi32(ints[0], ints[1]),
+                _mm256_add_epi32(ints[2], ints[3]),
+            );
+            let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+            let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+            (scale, q, _mm_cvtsi128_si32(s))
         }
     }
 
@@ -696,11 +835,8 @@ mod x86 {
                 n: usize,
                 tile: &mut [f32],
             ) {
-                for r in 0..n {
-                    let out = panel_row::<NONNEG, NARROW, MIN>(cols, w, panel, acts, r);
-                    for (o, v) in out.into_iter().enumerate() {
-                        tile[o * n + r] = v;
-                    }
+                for (r, dst) in tile.chunks_exact_mut(PANEL).take(n).enumerate() {
+                    dst.copy_from_slice(&panel_row::<NONNEG, NARROW, MIN>(cols, w, panel, acts, r));
                 }
             }
 
@@ -724,10 +860,9 @@ mod x86 {
                 while r0 < n {
                     let rows = (n - r0).min(NIB_ROWS);
                     let out = panel_rows_nib::<OFFSET8, MIN>(cols, w, panel, acts, r0, rows);
-                    for (i, row) in out[..rows].iter().enumerate() {
-                        for (o, &v) in row.iter().enumerate() {
-                            tile[o * n + r0 + i] = v;
-                        }
+                    let dst = tile[r0 * PANEL..].chunks_exact_mut(PANEL);
+                    for (row, dst) in out[..rows].iter().zip(dst) {
+                        dst.copy_from_slice(row);
                     }
                     r0 += rows;
                 }
@@ -1269,14 +1404,11 @@ mod arm {
             n: usize,
             tile: &mut [f32],
         ) {
-            for r in 0..n {
-                let out = match &w.w {
+            for (r, dst) in tile.chunks_exact_mut(PANEL).take(n).enumerate() {
+                dst.copy_from_slice(&match &w.w {
                     Weights::Bytes(b) => panel_row(w.cols, b, panel, acts, r),
                     Weights::Nibbles(nb) => panel_row_nib(w.cols, nb, panel, acts, r),
-                };
-                for (o, v) in out.into_iter().enumerate() {
-                    tile[o * n + r] = v;
-                }
+                });
             }
         }
 
