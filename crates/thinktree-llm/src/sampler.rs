@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use thinktree_engine::SampleParams;
 
-use crate::kernels::exp::exp_in_place;
+use crate::kernels::exp::{self, exp_in_place};
 
 /// Tokens whose tempered probability is below this fraction of the top token's are
 /// left out of nucleus sorting: together they hold at most vocab x 1e-9 of the mass, far
@@ -25,7 +25,7 @@ pub fn row_rng(seed: u64, row: usize) -> ChaCha8Rng {
 
 /// `log(sum(exp(logits)))`, computed stably.
 pub fn log_sum_exp(logits: &[f32]) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = exp::max(logits);
     if !max.is_finite() {
         return max;
     }
@@ -64,7 +64,7 @@ pub fn sample_token(logits: &[f32], params: &SampleParams, rng: &mut impl Rng) -
 
 fn sample_tempered(logits: &[f32], params: &SampleParams, rng: &mut impl Rng) -> usize {
     let inv_t = 1.0 / params.temperature;
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = exp::max(logits);
     let truncate =
         params.top_k.is_some_and(|k| k < logits.len()) || params.top_p.is_some_and(|p| p < 1.0);
     // Every token's tempered weight in one vectorized pass (before: two scalar `exp`

@@ -131,6 +131,12 @@ pub(crate) fn exp_in_place(w: &mut [f32], max: f32, scale: f32) -> f32 {
     simd::exp_in_place(FloatLevel::best(), w, max, scale)
 }
 
+/// The largest of `w` (NaN ignored; `-inf` when empty) at the CPU's best level: a
+/// softmax's shift ([`simd::max`]).
+pub(crate) fn max(w: &[f32]) -> f32 {
+    simd::max(FloatLevel::best(), w)
+}
+
 /// The MLP's gate: `silu(g) * u` elementwise (candle's `silu`, then the product, in one
 /// pass at the CPU's best level). `g` and `u` have the same shape.
 pub(crate) fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
