@@ -240,20 +240,39 @@ pub struct KernelBench {
 impl KernelBench {
     /// A seeded random matrix, its 4-bit values as nibbles (`packed: true`) or a byte each.
     pub fn new(rows: usize, cols: usize, packed: bool) -> Result<Self> {
-        use crate::kernels::int8::{Int8Matrix, Int8Rows, Q4Layout};
+        let q = QTensor::quantize(&Self::random(rows, cols)?, GgmlDType::Q4_1)?;
+        Self::from_blocks(q, packed)
+    }
+
+    /// A seeded random matrix in Q8_0 (signed bytes, as SmolLM2's and Gemma 3's
+    /// embeddings, which are their LM heads).
+    pub fn q8_0(rows: usize, cols: usize) -> Result<Self> {
+        let q = QTensor::quantize(&Self::random(rows, cols)?, GgmlDType::Q8_0)?;
+        Self::from_blocks(q, false)
+    }
+
+    fn random(rows: usize, cols: usize) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let w: Vec<f32> = (0..rows * cols)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu)?;
-        let q = QTensor::quantize(&t, GgmlDType::Q4_1)?;
+        Ok(Tensor::from_vec(w, (rows, cols), &Device::Cpu)?)
+    }
+
+    fn from_blocks(q: QTensor, packed: bool) -> Result<Self> {
+        use crate::kernels::int8::{Int8Matrix, Int8Rows, Q4Layout};
+        let (_, cols) = q.shape().dims2()?;
         let layout = if packed {
             Q4Layout::Packed
         } else {
             Q4Layout::Unpacked
         };
         let matrix = Int8Matrix::with_layout(Int8Rows::from_qtensor(&q)?, layout);
-        assert_eq!(matrix.is_packed(), packed, "Q4_1 values pack");
+        assert_eq!(
+            matrix.is_packed(),
+            packed,
+            "Q4_1 values pack, Q8_0 ones do not"
+        );
         Ok(Self { matrix, cols })
     }
 

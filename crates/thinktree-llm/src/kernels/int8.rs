@@ -116,8 +116,9 @@ pub(super) struct Bytes {
     pub(super) d: Vec<f32>,
     pub(super) m: Option<Vec<f32>>,
     /// Every value is >= 0 (unpacked Q4_1): the unsigned-by-signed multiply takes the
-    /// weights as they are, with no sign transfer. (The x86 kernels' shortcuts: NEON's
-    /// widening multiply needs neither flag.)
+    /// weights as they are. Signed ones take a sign transfer (AVX2: `vpsignb`) or, in the
+    /// `vpdpbusd` variants, an offset of 128 taken off the exact block sum. (The x86
+    /// kernels' shortcuts: NEON's widening multiply needs neither flag.)
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) nonneg: bool,
     /// Every |value| <= 16 (4-bit formats): a block's pairwise products can be summed in

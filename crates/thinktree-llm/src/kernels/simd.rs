@@ -752,13 +752,13 @@ mod x86 {
     /// One block of a panel in the nibble layout: its 4 pairs of groups.
     type NibBlock = [[u8; BLOCK]; PAIRS];
 
-    /// Rows the nibble kernel takes through a panel together (each block's nibbles
-    /// unpacked once for all of them).
-    const NIB_ROWS: usize = 8;
+    /// Rows the kernels take through a panel together (each block's weights loaded, and
+    /// nibbles unpacked, once for all of them).
+    const ROW_GROUP: usize = 8;
 
     /// Stamps out one variant's panel kernel around its integer block sums: `$sums`
-    /// (`fn(&ByteBlock, &Acts) -> __m256i`, the 8 rows' exact sums, generic over NONNEG and
-    /// NARROW) for the byte layout; for the nibble layout `$unpack` (`fn(&NibBlock) -> U`,
+    /// (`fn(&ByteBlock, &Acts, i32) -> __m256i`, the 8 rows' exact sums given the
+    /// activation block's integer sum, generic over NONNEG and NARROW) for the byte layout; for the nibble layout `$unpack` (`fn(&NibBlock) -> U`,
     /// a block's nibbles unpacked into registers) and `$nsums` (`fn(&U, &Acts, i32) ->
     /// __m256i`, given the activation block's integer sum, generic over OFFSET8). The
     /// float part is the same instructions in every variant and layout.
@@ -835,12 +835,25 @@ mod x86 {
                 n: usize,
                 tile: &mut [f32],
             ) {
-                for (r, dst) in tile.chunks_exact_mut(PANEL).take(n).enumerate() {
-                    dst.copy_from_slice(&panel_row::<NONNEG, NARROW, MIN>(cols, w, panel, acts, r));
+                if n == 1 {
+                    tile[..PANEL].copy_from_slice(&panel_row::<NONNEG, NARROW, MIN>(
+                        cols, w, panel, acts, 0,
+                    ));
+                    return;
+                }
+                let mut r0 = 0;
+                while r0 < n {
+                    let rows = (n - r0).min(ROW_GROUP);
+                    let out = panel_rows::<NONNEG, NARROW, MIN>(cols, w, panel, acts, r0, rows);
+                    let dst = tile[r0 * PANEL..].chunks_exact_mut(PANEL);
+                    for (row, dst) in out[..rows].iter().zip(dst) {
+                        dst.copy_from_slice(row);
+                    }
+                    r0 += rows;
                 }
             }
 
-            /// One row: [`panel_row_nib`]. Several: [`panel_rows_nib`], [`NIB_ROWS`] rows
+            /// One row: [`panel_row_nib`]. Several: [`panel_rows_nib`], [`ROW_GROUP`] rows
             /// at a time, each block's nibbles unpacked once for all of them.
             #[target_feature(enable = $features)]
             fn tile_rows_nib<const OFFSET8: bool, const MIN: bool>(
@@ -858,7 +871,7 @@ mod x86 {
                 }
                 let mut r0 = 0;
                 while r0 < n {
-                    let rows = (n - r0).min(NIB_ROWS);
+                    let rows = (n - r0).min(ROW_GROUP);
                     let out = panel_rows_nib::<OFFSET8, MIN>(cols, w, panel, acts, r0, rows);
                     let dst = tile[r0 * PANEL..].chunks_exact_mut(PANEL);
                     for (row, dst) in out[..rows].iter().zip(dst) {
@@ -907,7 +920,7 @@ mod x86 {
 
             /// See `Int8Matrix::panel_row_scalar` for the arithmetic: per block, the 8
             /// rows' exact integer sums (`$sums`), then `acc = fma(sum, d_w * d_a, acc)`
-            /// lane by lane. `NONNEG`: weights are all >= 0 (no sign transfer);
+            /// lane by lane. `NONNEG`: weights are all >= 0 (no sign transfer, no offset);
             /// `NARROW`: |weights| <= 16; `MIN`: add the minimums' term.
             #[target_feature(enable = $features)]
             #[inline]
@@ -923,21 +936,38 @@ mod x86 {
                     .as_chunks::<GROUPS>()
                     .0;
                 let a_blocks = byte_groups(acts, r, bpr);
-                let (a_d, a_sum) = (
+                let (a_d, a_sum, a_isum) = (
                     &acts.d[r * bpr..(r + 1) * bpr],
                     &acts.sum[r * bpr..(r + 1) * bpr],
+                    &acts.isum[r * bpr..(r + 1) * bpr],
                 );
                 let (w_d, _) =
                     w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
                 let mut acc = _mm256_setzero_ps();
-                for ((wb, ab), (wd, &ad)) in blocks.iter().zip(a_blocks).zip(w_d.iter().zip(a_d)) {
+                for (((wb, ab), &ai), (wd, &ad)) in blocks
+                    .iter()
+                    .zip(a_blocks)
+                    .zip(a_isum)
+                    .zip(w_d.iter().zip(a_d))
+                {
                     // No closures here: a closure does not inherit the function's target
                     // features, so the intrinsics in it were calls, not instructions.
-                    acc = scale_add(acc, $sums::<NONNEG, NARROW>(wb, ab), load_f32(wd), ad);
+                    acc = scale_add(acc, $sums::<NONNEG, NARROW>(wb, ab, ai), load_f32(wd), ad);
                 }
-                // The minimums' term in its own loop: folded into the one above it cost a
-                // quarter of the kernel's speed (a second accumulator chain and its loads
-                // in the hot loop).
+                store(acc, min_term_bytes::<MIN>(w, panel, bpr, a_sum))
+            }
+
+            /// The minimums' term of one row in the byte layout (zero without minimums),
+            /// in its own loop: folded into the blocks' loop it cost a quarter of the
+            /// kernel's speed (a second accumulator chain and its loads in the hot loop).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn min_term_bytes<const MIN: bool>(
+                w: &Bytes,
+                panel: usize,
+                bpr: usize,
+                a_sum: &[f32],
+            ) -> __m256 {
                 let mut acc_m = _mm256_setzero_ps();
                 if MIN && let Some(m) = &w.m {
                     let wm = m[panel * bpr * PANEL..(panel + 1) * bpr * PANEL]
@@ -947,7 +977,52 @@ mod x86 {
                         acc_m = _mm256_fmadd_ps(load_f32(wm), _mm256_set1_ps(s), acc_m);
                     }
                 }
-                store(acc, acc_m)
+                acc_m
+            }
+
+            /// [`panel_row`] for rows `r0..r0 + rows` (at most [`ROW_GROUP`]) at once,
+            /// blocks outside and rows inside: a block's weights are loaded (and, in the
+            /// `vpdpbusd` variants, offset to unsigned) once for all the rows. Each row's
+            /// accumulator takes its blocks in order: [`panel_row`]'s bits.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn panel_rows<const NONNEG: bool, const NARROW: bool, const MIN: bool>(
+                cols: usize,
+                w: &Bytes,
+                panel: usize,
+                acts: &QuantRows,
+                r0: usize,
+                rows: usize,
+            ) -> [[f32; PANEL]; ROW_GROUP] {
+                let bpr = cols / BLOCK;
+                let blocks = w.q[panel * bpr * GROUPS..(panel + 1) * bpr * GROUPS]
+                    .as_chunks::<GROUPS>()
+                    .0;
+                let (w_d, _) =
+                    w.d[panel * bpr * PANEL..(panel + 1) * bpr * PANEL].as_chunks::<PANEL>();
+                // Row i's block kb at `i * bpr + kb`.
+                let span = r0 * bpr..(r0 + rows) * bpr;
+                let a_groups = acts.q[span.start * BLOCK..span.end * BLOCK]
+                    .as_chunks::<4>()
+                    .0
+                    .as_chunks::<GROUPS>()
+                    .0;
+                let (a_d, a_isum) = (&acts.d[span.clone()], &acts.isum[span.clone()]);
+                let mut acc = [_mm256_setzero_ps(); ROW_GROUP];
+                for (kb, (wb, wd)) in blocks.iter().zip(w_d).enumerate() {
+                    let wd = load_f32(wd);
+                    for (i, acc) in acc[..rows].iter_mut().enumerate() {
+                        let at = i * bpr + kb;
+                        let sums = $sums::<NONNEG, NARROW>(wb, &a_groups[at], a_isum[at]);
+                        *acc = scale_add(*acc, sums, wd, a_d[at]);
+                    }
+                }
+                let mut out = [[0f32; PANEL]; ROW_GROUP];
+                for (i, (o, &acc)) in out.iter_mut().zip(&acc).take(rows).enumerate() {
+                    let a_sum = &acts.sum[(r0 + i) * bpr..(r0 + i + 1) * bpr];
+                    *o = store(acc, min_term_bytes::<MIN>(w, panel, bpr, a_sum));
+                }
+                out
             }
 
             /// [`panel_row`] on nibbles: the same float instructions on the same integer
@@ -1004,7 +1079,7 @@ mod x86 {
                 acc_m
             }
 
-            /// [`panel_row_nib`] for rows `r0..r0 + rows` (at most [`NIB_ROWS`]) at once,
+            /// [`panel_row_nib`] for rows `r0..r0 + rows` (at most [`ROW_GROUP`]) at once,
             /// blocks outside and rows inside: a block's nibbles are unpacked once into
             /// registers and multiplied into every row, where row by row they would be
             /// unpacked again for each. Each row's accumulator still takes its blocks in
@@ -1018,7 +1093,7 @@ mod x86 {
                 acts: &QuantRows,
                 r0: usize,
                 rows: usize,
-            ) -> [[f32; PANEL]; NIB_ROWS] {
+            ) -> [[f32; PANEL]; ROW_GROUP] {
                 let bpr = cols / BLOCK;
                 let blocks = w.q[panel * bpr * PAIRS..(panel + 1) * bpr * PAIRS]
                     .as_chunks::<PAIRS>()
@@ -1032,7 +1107,7 @@ mod x86 {
                     .as_chunks::<GROUPS>()
                     .0;
                 let (a_d, a_isum) = (&acts.d[span.clone()], &acts.isum[span.clone()]);
-                let mut acc = [_mm256_setzero_ps(); NIB_ROWS];
+                let mut acc = [_mm256_setzero_ps(); ROW_GROUP];
                 for (kb, (wb, wd)) in blocks.iter().zip(w_d).enumerate() {
                     let u = $unpack(wb);
                     let wd = load_f16(wd);
@@ -1042,7 +1117,7 @@ mod x86 {
                         *acc = scale_add(*acc, sums, wd, a_d[at]);
                     }
                 }
-                let mut out = [[0f32; PANEL]; NIB_ROWS];
+                let mut out = [[0f32; PANEL]; ROW_GROUP];
                 for (i, (o, &acc)) in out.iter_mut().zip(&acc).take(rows).enumerate() {
                     let a_sum = &acts.sum[(r0 + i) * bpr..(r0 + i + 1) * bpr];
                     *o = store(acc, min_term::<MIN>(w, panel, bpr, a_sum));
@@ -1061,7 +1136,7 @@ mod x86 {
             _mm256_sub_epi32,
         };
 
-        use super::{__m256i, Acts, ByteBlock, NIB_ROWS, broadcast, load_i8, unpack_block};
+        use super::{__m256i, Acts, ByteBlock, ROW_GROUP, broadcast, load_i8, unpack_block};
 
         panel_kernel!("avx2,fma,f16c", block_sums, unpack_block, nibble_sums);
 
@@ -1085,6 +1160,7 @@ mod x86 {
         fn block_sums<const NONNEG: bool, const NARROW: bool>(
             wb: &ByteBlock,
             ab: &Acts,
+            _a_isum: i32,
         ) -> __m256i {
             let ones = _mm256_set1_epi16(1);
             let mut s = _mm256_setzero_si256();
@@ -1132,11 +1208,11 @@ mod x86 {
     macro_rules! vnni256 {
         ($features:literal, $dpbusd:ident) => {
             use std::arch::x86_64::{
-                _mm256_abs_epi8, _mm256_add_epi32, _mm256_set1_epi32, _mm256_setzero_si256,
-                _mm256_sign_epi8, _mm256_sub_epi32, $dpbusd,
+                _mm256_add_epi32, _mm256_set1_epi8, _mm256_set1_epi32, _mm256_setzero_si256,
+                _mm256_sub_epi32, _mm256_xor_si256, $dpbusd,
             };
 
-            use super::{__m256i, Acts, ByteBlock, NIB_ROWS, broadcast, load_i8, unpack_block};
+            use super::{__m256i, Acts, ByteBlock, ROW_GROUP, broadcast, load_i8, unpack_block};
 
             panel_kernel!($features, block_sums, unpack_block, nibble_sums);
 
@@ -1145,18 +1221,26 @@ mod x86 {
             fn block_sums<const NONNEG: bool, const NARROW: bool>(
                 wb: &ByteBlock,
                 ab: &Acts,
+                a_isum: i32,
             ) -> __m256i {
                 let mut s = _mm256_setzero_si256();
                 for (wg, &ag) in wb.iter().zip(ab) {
-                    let a = broadcast(ag);
                     let wv = load_i8(wg);
-                    s = if NONNEG {
-                        $dpbusd(s, wv, a)
+                    // Signed weights go in offset by 128 (the sign bit flipped: 0..=255,
+                    // unsigned), so one instruction per group; the offset's products,
+                    // 128 times the activations' block sum, come off the exact total.
+                    let wv = if NONNEG {
+                        wv
                     } else {
-                        $dpbusd(s, _mm256_abs_epi8(wv), _mm256_sign_epi8(a, wv))
+                        _mm256_xor_si256(wv, _mm256_set1_epi8(-128))
                     };
+                    s = $dpbusd(s, wv, broadcast(ag));
                 }
-                s
+                if NONNEG {
+                    s
+                } else {
+                    _mm256_sub_epi32(s, _mm256_set1_epi32(128 * a_isum))
+                }
             }
 
             /// The nibbles unpacked in registers, low nibbles (even groups) and high
@@ -1206,14 +1290,13 @@ mod x86 {
     pub(super) mod avx512vnni {
         use std::arch::x86_64::{
             __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_sub_epi32,
-            _mm512_abs_epi8, _mm512_add_epi32, _mm512_and_si512, _mm512_castsi256_si512,
-            _mm512_castsi512_si256, _mm512_dpbusd_epi32, _mm512_extracti64x4_epi64,
-            _mm512_loadu_si512, _mm512_mask_sub_epi8, _mm512_movepi8_mask,
+            _mm512_add_epi32, _mm512_and_si512, _mm512_castsi256_si512, _mm512_castsi512_si256,
+            _mm512_dpbusd_epi32, _mm512_extracti64x4_epi64, _mm512_loadu_si512,
             _mm512_permutexvar_epi32, _mm512_set_epi32, _mm512_set1_epi8, _mm512_setzero_si512,
-            _mm512_srli_epi16,
+            _mm512_srli_epi16, _mm512_xor_si512,
         };
 
-        use super::{__m256i, Acts, ByteBlock, NIB_ROWS, NibBlock};
+        use super::{__m256i, Acts, ByteBlock, NibBlock, ROW_GROUP};
 
         panel_kernel!(
             "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
@@ -1253,27 +1336,31 @@ mod x86 {
         fn block_sums<const NONNEG: bool, const NARROW: bool>(
             wb: &ByteBlock,
             ab: &Acts,
+            a_isum: i32,
         ) -> __m256i {
             let a_all = load_acts(ab);
             let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
             for (p, pair) in wb.as_chunks::<2>().0.iter().enumerate() {
                 let a = groups(a_all, 2 * p as i32, 2 * p as i32 + 1);
                 let wv = load_pair(pair);
-                let acc = if p % 2 == 0 { s0 } else { s1 };
-                let d = if NONNEG {
-                    _mm512_dpbusd_epi32(acc, wv, a)
+                // Signed weights offset by 128 (sign bit flipped), as in `vnni256`.
+                let wv = if NONNEG {
+                    wv
                 } else {
-                    let neg = _mm512_movepi8_mask(wv);
-                    let signed = _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
-                    _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(wv), signed)
+                    _mm512_xor_si512(wv, _mm512_set1_epi8(-128))
                 };
                 if p % 2 == 0 {
-                    s0 = d;
+                    s0 = _mm512_dpbusd_epi32(s0, wv, a);
                 } else {
-                    s1 = d;
+                    s1 = _mm512_dpbusd_epi32(s1, wv, a);
                 }
             }
-            fold(s0, s1)
+            let s = fold(s0, s1);
+            if NONNEG {
+                s
+            } else {
+                _mm256_sub_epi32(s, _mm256_set1_epi32(128 * a_isum))
+            }
         }
 
         /// Two pairs of groups per 64-byte load: its low nibbles are groups `4q` (lanes
