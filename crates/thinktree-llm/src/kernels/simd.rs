@@ -758,10 +758,11 @@ mod x86 {
 
     /// Stamps out one variant's panel kernel around its integer block sums: `$sums`
     /// (`fn(&ByteBlock, &Acts, i32) -> __m256i`, the 8 rows' exact sums given the
-    /// activation block's integer sum, generic over NONNEG and NARROW) for the byte layout; for the nibble layout `$unpack` (`fn(&NibBlock) -> U`,
-    /// a block's nibbles unpacked into registers) and `$nsums` (`fn(&U, &Acts, i32) ->
-    /// __m256i`, given the activation block's integer sum, generic over OFFSET8). The
-    /// float part is the same instructions in every variant and layout.
+    /// activation block's integer sum, generic over NONNEG and NARROW) for the byte
+    /// layout; for the nibble layout `$unpack` (`fn(&NibBlock) -> U`, a block's nibbles
+    /// unpacked into registers) and `$nsums` (`fn(&U, &Acts, i32) -> __m256i`, given the
+    /// activation block's integer sum, generic over OFFSET8). The float part is the same
+    /// instructions in every variant and layout.
     macro_rules! panel_kernel {
         ($features:literal, $sums:ident, $unpack:ident, $nsums:ident) => {
             use std::arch::x86_64::{
